@@ -1,0 +1,155 @@
+"""Root: every read of the filesystem being analysed goes through here.
+
+Image paths (absolute, '/'-separated, as seen inside the image) and host paths are kept
+apart: `host()` is the one place that joins them. Symlinks resolve inside the root, so an
+absolute link in an unpacked image never escapes to the host, and every link met on the
+way is reported so it can join the closure.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+
+from .errors import BadInput, NotFound, SymlinkLoop
+
+MAX_SYMLINK_HOPS = 40  # the kernel's limit (MAXSYMLINKS)
+
+
+def normpath(path: str) -> str:
+    """Normalise an image path lexically ('..' at '/' stays at '/')."""
+    if not path.startswith("/"):
+        path = "/" + path
+    out = posixpath.normpath(path)
+    return "/" + out.lstrip("/")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    path: str                              # final image path (no symlinks in it)
+    spelled: str                           # the requested name, with its parent resolved
+    links: tuple[tuple[str, str], ...]     # (link image path, target as stored), in order met
+
+
+class Root:
+    def __init__(self, path: str = "/"):
+        host = os.path.abspath(path)
+        if not os.path.isdir(host):
+            raise NotFound(f"root is not a directory: {path}")
+        self.path = host
+        self._lstat: dict[str, os.stat_result | None] = {}
+        self._links: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Root({self.path!r})"
+
+    def host(self, ipath: str) -> str:
+        """The host path of an image path, without following any link."""
+        ipath = normpath(ipath)
+        return ipath if self.path == "/" else self.path + ipath
+
+    def lstat(self, ipath: str) -> os.stat_result | None:
+        ipath = normpath(ipath)
+        try:
+            return self._lstat[ipath]
+        except KeyError:
+            pass
+        try:
+            st = os.lstat(self.host(ipath))
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        except OSError as e:
+            raise BadInput(f"cannot stat {ipath}: {e.strerror}") from None
+        self._lstat[ipath] = st
+        return st
+
+    def readlink(self, ipath: str) -> str:
+        ipath = normpath(ipath)
+        if ipath not in self._links:
+            self._links[ipath] = os.readlink(self.host(ipath))
+        return self._links[ipath]
+
+    def resolve(self, ipath: str) -> Resolved:
+        """Follow every symlink inside the root. Raises NotFound / SymlinkLoop."""
+        ipath = normpath(ipath)
+        links: list[tuple[str, str]] = []
+        parent = self._walk(posixpath.dirname(ipath), links, ipath) if ipath != "/" else "/"
+        spelled = posixpath.join(parent, posixpath.basename(ipath)) if ipath != "/" else "/"
+        final = self._walk(spelled, links, ipath)
+        return Resolved(final, spelled, tuple(links))
+
+    def _walk(self, ipath: str, links: list, asked: str) -> str:
+        parts = [p for p in ipath.split("/") if p][::-1]  # a stack: next component last
+        cur = "/"
+        hops = 0
+        while parts:
+            name = parts.pop()
+            if name == ".":
+                continue
+            if name == "..":
+                cur = posixpath.dirname(cur)
+                continue
+            cand = posixpath.join(cur, name)
+            st = self.lstat(cand)
+            if st is None:
+                raise NotFound(f"no such file: {asked}")
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise SymlinkLoop(f"symlink loop resolving {asked}")
+                target = self.readlink(cand)
+                if (cand, target) not in links:
+                    links.append((cand, target))
+                if target.startswith("/"):
+                    cur = "/"
+                parts.extend(p for p in target.split("/")[::-1] if p)
+                continue
+            if parts and not stat.S_ISDIR(st.st_mode):
+                raise NotFound(f"not a directory on the way to {asked}: {cand}")
+            cur = cand
+        return cur
+
+    def try_resolve(self, ipath: str) -> Resolved | None:
+        try:
+            return self.resolve(ipath)
+        except NotFound:
+            return None
+
+    def is_file(self, ipath: str) -> bool:
+        """True when ipath resolves to a regular file (links followed inside the root)."""
+        r = self.try_resolve(ipath)
+        if r is None:
+            return False
+        st = self.lstat(r.path)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def is_dir(self, ipath: str) -> bool:
+        r = self.try_resolve(ipath)
+        if r is None:
+            return False
+        st = self.lstat(r.path)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def open(self, ipath: str):
+        """Open a resolved image path for binary reading."""
+        return open(self.host(ipath), "rb")
+
+    def read_bytes(self, ipath: str) -> bytes:
+        with self.open(self.resolve(ipath).path) as f:
+            return f.read()
+
+    def listdir(self, ipath: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.host(self.resolve(ipath).path)))
+        except (NotFound, OSError):
+            return []
+
+    def to_image_path(self, host_path: str) -> str:
+        """Map a host path under this root back to an image path."""
+        host_path = os.path.abspath(host_path)
+        if self.path == "/":
+            return normpath(host_path)
+        if host_path != self.path and not host_path.startswith(self.path + "/"):
+            raise BadInput(f"{host_path} is outside the root {self.path}")
+        return normpath(host_path[len(self.path):] or "/")
