@@ -71,11 +71,19 @@ class Root:
         return self._links[ipath]
 
     def resolve(self, ipath: str) -> Resolved:
-        """Follow every symlink inside the root. Raises NotFound / SymlinkLoop."""
-        ipath = normpath(ipath)
+        """Follow every symlink inside the root. Raises NotFound / SymlinkLoop.
+
+        '..' is taken physically, after the links before it, as the kernel does: a
+        lexical normpath would be wrong under directory links."""
+        if not ipath.startswith("/"):
+            ipath = "/" + ipath
         links: list[tuple[str, str]] = []
-        parent = self._walk(posixpath.dirname(ipath), links, ipath) if ipath != "/" else "/"
-        spelled = posixpath.join(parent, posixpath.basename(ipath)) if ipath != "/" else "/"
+        head, _, name = ipath.rstrip("/").rpartition("/")
+        if name in ("", ".", ".."):
+            final = self._walk(ipath, links, ipath)
+            return Resolved(final, final, tuple(links))
+        parent = self._walk(head or "/", links, ipath)
+        spelled = posixpath.join(parent, name)
         final = self._walk(spelled, links, ipath)
         return Resolved(final, spelled, tuple(links))
 

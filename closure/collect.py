@@ -1,0 +1,311 @@
+"""The fixed point: targets -> ELF walk -> recipes -> probes -> Closure.
+
+A worklist, not recursion: anything added that is an ELF object is queued and walked; each
+round re-runs the recipes until a round adds nothing.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import posixpath
+import stat
+from dataclasses import dataclass, field
+
+from .elf.ldso import Loaded, Loader
+from .elf.reader import ELF_MAGIC
+from .errors import BadInput, NotElf, NotFound
+from .model import Closure, Entry, Missing, Reason
+from .root import Root, normpath
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_SHEBANG_DEPTH = 4
+
+
+@dataclass
+class Options:
+    root: Root = field(default_factory=lambda: Root("/"))
+    library_path: tuple[str, ...] = ()
+    dlopen_scan: bool = True
+    recipes: bool = True
+    recipe_dirs: tuple[str, ...] = ()
+    recipe_vars: object | None = None          # closure.recipes RecipeVars
+    probes: tuple[str, ...] = ()
+    includes: tuple[tuple[str, str], ...] = ()  # (source image path, destination image path)
+    excludes: tuple[str, ...] = ()
+    path: str = DEFAULT_PATH                   # PATH for bare names and `#!/usr/bin/env NAME`
+
+
+class Collector:
+    """Accumulates a Closure. Recipes and probes add to it through add_path & co."""
+
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.root = opts.root
+        self.loader = Loader(self.root, opts.library_path)
+        self.closure = Closure(root=self.root.path)
+        self.changes = 0                 # bumps on every addition: the fixed point's measure
+        self._pending: list[str] = []    # real paths of ELF objects still to walk
+        self._walked: set[str] = set()
+
+    # -- additions ------------------------------------------------------------------------
+    def _add(self, entry: Entry, reason: Reason) -> bool:
+        if self.closure.add(entry, reason):
+            self.changes += 1
+            return True
+        return False
+
+    def add_path(self, ipath: str, reason: Reason, walk: bool = True) -> str | None:
+        """Add ipath as the loader or program spells it: every symlink met on the way (dir
+        links too), then what it finally is. ELF files are queued for walking. Returns the
+        resolved path, or None when it does not exist in the root."""
+        try:
+            res = self.root.resolve(ipath)
+        except NotFound:
+            return None
+        prev = ipath
+        for link, target in res.links:
+            why = reason if link == res.spelled else Reason("symlink", by=prev)
+            if link != res.spelled and link in self.closure.entries:
+                prev = link
+                continue  # a shared directory link: one reason is enough
+            self._add(Entry(link, "symlink", mode=0o777, target=target), why)
+            prev = link
+        st = self.root.lstat(res.path)
+        why = reason if res.path == res.spelled else Reason("symlink", by=prev)
+        if stat.S_ISDIR(st.st_mode):
+            self._add(Entry(res.path, "dir", mode=stat.S_IMODE(st.st_mode)), why)
+        elif stat.S_ISREG(st.st_mode):
+            self._add(Entry(res.path, "file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
+                            source=res.path), why)
+            if walk and res.path not in self._walked and self._looks_elf(res.path):
+                self._pending.append(res.path)
+        else:
+            return None  # sockets, fifos and devices are never copied
+        return res.path
+
+    def add_tree(self, ipath: str, reason: Reason) -> str | None:
+        """Add a directory and everything below it (links inside are kept as links)."""
+        top = self.add_path(ipath, reason)
+        if top is None or not self.root.is_dir(top):
+            return top
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            for name in self.root.listdir(d):
+                p = posixpath.join(d, name)
+                st = self.root.lstat(p)
+                if st is None:
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    self._add(Entry(p, "symlink", mode=0o777, target=self.root.readlink(p)),
+                              Reason("parent", by=top))
+                elif stat.S_ISDIR(st.st_mode):
+                    self._add(Entry(p, "dir", mode=stat.S_IMODE(st.st_mode)), Reason("parent", by=top))
+                    stack.append(p)
+                elif stat.S_ISREG(st.st_mode):
+                    self.add_path(p, Reason("parent", by=top))
+        return top
+
+    def add_generated(self, ipath: str, content: bytes, mode: int, reason: Reason) -> None:
+        """A file whose bytes closure makes (templates, merged CA bundles). Replaces a
+        copied file at the same path, keeping its reasons."""
+        ipath = normpath(ipath)
+        have = self.closure.entries.get(ipath)
+        if have is not None and have.content == content and have.mode == mode:
+            if have.add_reason(reason):
+                self.changes += 1
+            return
+        entry = Entry(ipath, "file", mode=mode, size=len(content), content=content)
+        if have is not None:
+            entry.reasons = list(have.reasons)
+            del self.closure.entries[ipath]
+        self._add(entry, reason)
+
+    def add_dir(self, ipath: str, mode: int, reason: Reason) -> None:
+        self._add(Entry(normpath(ipath), "dir", mode=mode), reason)
+
+    def add_symlink(self, ipath: str, target: str, reason: Reason) -> None:
+        self._add(Entry(normpath(ipath), "symlink", mode=0o777, target=target), reason)
+
+    # -- targets ----------------------------------------------------------------------------
+    def which(self, name: str) -> str | None:
+        for d in self.opts.path.split(":"):
+            cand = posixpath.join(d or "/", name)
+            if self.root.is_file(cand):
+                return normpath(cand)
+        return None
+
+    def add_target(self, target: str, reason: Reason | None = None, depth: int = 0) -> str:
+        """A program to run: an ELF file or a `#!` script (its interpreter follows)."""
+        ipath = target if "/" in target else self.which(target)
+        if ipath is None:
+            raise NotFound(f"{target}: not found on PATH in root {self.root.path}")
+        if not ipath.startswith("/"):
+            raise BadInput(f"{target}: give an absolute path or a program name")
+        res = self.root.resolve(ipath)
+        st = self.root.lstat(res.path)
+        if stat.S_ISDIR(st.st_mode):
+            raise BadInput(f"{target}: is a directory, not a program")
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInput(f"{target}: not a regular file")
+        with self.root.open(res.path) as f:
+            head = f.read(256)
+        reason = reason or Reason("target")
+        if head.startswith(b"#!"):
+            self.add_path(ipath, reason, walk=False)
+            self._add_shebang(ipath, head, depth)
+            return ipath
+        if not head:
+            raise NotElf(f"{target}: empty file, not an ELF program or script")
+        if not head.startswith(ELF_MAGIC):
+            raise NotElf(f"{target}: not an ELF file or a #! script")
+        self.loader.elf(res.path)  # raises NotElf for truncated/malformed files
+        self.add_path(ipath, reason, walk=False)
+        self._walk(ipath)
+        return ipath
+
+    def _add_shebang(self, script: str, head: bytes, depth: int) -> None:
+        if depth >= MAX_SHEBANG_DEPTH:
+            raise BadInput(f"{script}: #! interpreters nested too deeply")
+        line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        if not line:
+            raise BadInput(f"{script}: empty #! line")
+        parts = line.split(None, 1)
+        interp, arg = parts[0], (parts[1].split()[0] if len(parts) > 1 else None)
+        if posixpath.basename(interp) == "env" and arg:
+            self.add_target(interp, Reason("shebang", by=script, name=interp), depth + 1)
+            found = self.which(arg)
+            if found is None:
+                self.closure.add_missing(Missing(arg, script, tuple(self.opts.path.split(":"))))
+                return
+            interp = found
+        try:
+            self.add_target(interp, Reason("shebang", by=script, name=interp), depth + 1)
+        except NotFound:
+            self.closure.add_missing(Missing(interp, script, (interp,)))
+
+    # -- the ELF walk -----------------------------------------------------------------------
+    def _looks_elf(self, real: str) -> bool:
+        try:
+            with self.root.open(real) as f:
+                return f.read(4) == ELF_MAGIC
+        except OSError:
+            return False
+
+    def walk_pending(self) -> None:
+        while self._pending:
+            real = self._pending.pop()
+            if real not in self._walked:
+                self._walk(real)
+
+    def _walk(self, ipath: str) -> None:
+        real = self.root.resolve(ipath).path
+        if real in self._walked:
+            return
+        self._walked.add(real)
+        try:
+            result = self.loader.load(ipath)
+        except NotElf as e:
+            self.closure.warnings.append(str(e))
+            return
+        if result.interp is not None:
+            if result.interp.path is None:
+                self.closure.add_missing(Missing(result.interp.name, ipath, result.interp.tried))
+            else:
+                self.add_path(result.interp.path, Reason("interp", by=ipath), walk=False)
+        for obj in result.objects:
+            self._walked.add(obj.real)
+        for edge in result.edges:
+            if edge.path is None:
+                self.closure.add_missing(Missing(edge.name, edge.by, edge.tried))
+            else:
+                self.add_path(edge.path, Reason("needed", by=edge.by, name=edge.name), walk=False)
+        if self.opts.dlopen_scan:
+            self._dlopen_strings(result.objects, result.main)
+
+    def _dlopen_strings(self, objects: list[Loaded], main: Loaded) -> None:
+        loaded = {n for o in objects for n in o.names} | {o.info.soname for o in objects}
+        for obj in objects:
+            for name in obj.info.dlopen_strings:
+                if name in loaded:
+                    continue
+                found, _tried = self.loader.find(name, obj, main)
+                if found is not None:
+                    self.add_path(found[0], Reason("dlopen-string", by=obj.spelled, name=name))
+
+    # -- finishing --------------------------------------------------------------------------
+    def add_includes(self) -> None:
+        for src, dest in self.opts.includes:
+            src, dest = normpath(src), normpath(dest)
+            if not self.root.try_resolve(src):
+                raise NotFound(f"--include {src}: no such file in root {self.root.path}")
+            if src == dest:
+                self.add_tree(src, Reason("include"))
+                continue
+            res = self.root.resolve(src)
+            st = self.root.lstat(res.path)
+            if not stat.S_ISREG(st.st_mode):
+                raise BadInput(f"--include {src}:{dest}: only a file can be put at another path")
+            self._add(Entry(dest, "file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
+                            source=res.path), Reason("include", name=src))
+            if self._looks_elf(res.path):
+                self._pending.append(res.path)
+
+    def apply_excludes(self) -> None:
+        for path in sorted(self.closure.entries):
+            if any(fnmatch.fnmatchcase(path, g) for g in self.opts.excludes):
+                del self.closure.entries[path]
+
+    def add_parents(self) -> None:
+        for path in sorted(self.closure.entries):
+            parent = posixpath.dirname(path)
+            while parent != "/" and parent not in self.closure.entries:
+                st = self.root.lstat(parent)
+                mode = stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISDIR(st.st_mode) else 0o755
+                self.closure.add(Entry(parent, "dir", mode=mode), Reason("parent", by=path))
+                parent = posixpath.dirname(parent)
+
+
+def collect(targets: list[str], opts: Options | None = None) -> Closure:
+    """Compute the closure of targets inside opts.root."""
+    opts = opts or Options()
+    c = Collector(opts)
+    for t in targets:
+        c.closure.targets.append(c.add_target(t))
+    c.add_includes()
+    recipes = None
+    if opts.recipes:
+        recipes = _load_recipes(opts)
+    probes_done = False
+    while True:
+        c.walk_pending()
+        before = c.changes
+        if recipes is not None:
+            recipes.apply(c, opts.recipe_vars)
+        if not probes_done and opts.probes:
+            _run_probes(c, opts)
+            probes_done = True
+        c.walk_pending()
+        if c.changes == before:
+            break
+    c.apply_excludes()
+    c.add_parents()
+    for m in c.closure.missing:
+        c.closure.warnings.append(f"{m.by}: needed {m.name} not found")
+    return c.closure
+
+
+def _load_recipes(opts: Options):
+    try:
+        from .recipes import RecipeSet
+    except ImportError:  # recipes not available in this build
+        return None
+    return RecipeSet.load(opts.recipe_dirs)
+
+
+def _run_probes(c: Collector, opts: Options) -> None:
+    from .trace.probe import add_probe_results
+    for probe in opts.probes:
+        add_probe_results(c, probe)

@@ -1,0 +1,233 @@
+"""Emulation of glibc's ld.so search: which file each DT_NEEDED name maps to.
+
+Same order as glibc's _dl_map_object: names already loaded (by name or SONAME) first; then,
+when the requesting object has no DT_RUNPATH, the DT_RPATH of it and of every object up its
+loader chain, then the executable's; LD_LIBRARY_PATH (--library-path); the requester's own
+DT_RUNPATH; ld.so.cache and the system directories unless the requester has DF_1_NODEFLIB.
+Objects are loaded breadth-first, as ld.so does, so "who loaded whom" matches.
+Candidates of the wrong class or machine are skipped, as ld.so skips them.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from ..errors import NotElf, NotFound, SymlinkLoop
+from ..root import Root
+from .ldcache import LdCache
+from .platform import Platform, platform_for
+from .reader import ElfInfo, read_elf
+
+
+@dataclass
+class Loaded:
+    """One object in a process image: the path it was opened by and what it is."""
+
+    spelled: str                 # path as the loader opened it (may contain symlinks)
+    real: str                    # fully resolved path in the root
+    info: ElfInfo
+    loader: "Loaded | None"
+    names: set[str] = field(default_factory=set)
+    rule: str = ""               # which search rule found it (rpath, runpath, cache, ...)
+    origin: str = ""             # what $ORIGIN expands to for this object
+
+    def __post_init__(self):
+        if not self.origin:
+            self.origin = posixpath.dirname(self.spelled)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One DT_NEEDED (or PT_INTERP) edge: `by` needs `name`; found at `path` or missing."""
+
+    by: str
+    name: str
+    path: str | None              # spelled path found (None if missing)
+    rule: str
+    tried: tuple[str, ...] = ()
+
+
+@dataclass
+class LoadResult:
+    main: Loaded
+    interp: Edge | None
+    edges: list[Edge]
+    objects: list[Loaded]
+
+
+class Loader:
+    """Resolves dependency trees inside one root. ELF reads and lookups are cached, so
+    analysing many programs shares the work."""
+
+    def __init__(self, root: Root, library_path: tuple[str, ...] = ()):
+        self.root = root
+        self.library_path = tuple(library_path)
+        self.cache = LdCache(root)
+        self._elf: dict[str, ElfInfo | Exception] = {}
+        self._subdirs: dict[tuple[str, Platform], tuple[str, ...]] = {}
+
+    # -- ELF reading (cached by resolved path) -------------------------------------------
+    def elf(self, real: str) -> ElfInfo:
+        hit = self._elf.get(real)
+        if hit is None:
+            try:
+                hit = read_elf(self.root, real)
+            except (NotElf, OSError) as e:
+                hit = e if isinstance(e, NotElf) else NotElf(f"cannot read {real}: {e}")
+            self._elf[real] = hit
+        if isinstance(hit, Exception):
+            raise hit
+        return hit
+
+    def platform(self, info: ElfInfo) -> Platform:
+        return platform_for(info.elfclass, info.machine, self.root.path == "/")
+
+    # -- the process image ----------------------------------------------------------------
+    def load(self, target: str) -> LoadResult:
+        """Emulate loading `target` (an image path): its interpreter and every DT_NEEDED."""
+        res = self.root.resolve(target)
+        info = self.elf(res.path)
+        # A program's $ORIGIN is its real directory: the kernel passes ld.so the resolved
+        # path (/proc/self/exe). `ldd LINK` uses the link's directory instead, and is wrong.
+        main = Loaded(res.spelled, res.path, info, None, {target}, "target",
+                      origin=posixpath.dirname(res.path))
+        objects = [main]
+        interp = None
+        if info.interp:
+            interp = self._load_interp(main, objects)
+        edges: list[Edge] = []
+        queue = [main]
+        while queue:
+            obj = queue.pop(0)
+            for name in obj.info.needed:
+                have = self._already(name, objects)
+                if have is not None:
+                    edges.append(Edge(obj.spelled, name, have.spelled, "loaded"))
+                    continue
+                found, tried = self._search(name, obj, main)
+                if found is None:
+                    edges.append(Edge(obj.spelled, name, None, "missing", tried))
+                    continue
+                asked, spelled, real, finfo, rule = found
+                same = next((o for o in objects if o.real == real), None)
+                if same is not None:  # the same file under another name: ld.so checks dev/ino
+                    same.names.add(name)
+                    edges.append(Edge(obj.spelled, name, same.spelled, "loaded"))
+                    continue
+                new = Loaded(spelled, real, finfo, obj, {name}, rule, origin=posixpath.dirname(asked))
+                objects.append(new)
+                queue.append(new)
+                edges.append(Edge(obj.spelled, name, asked, rule))
+        return LoadResult(main, interp, edges, objects)
+
+    def _load_interp(self, main: Loaded, objects: list[Loaded]) -> Edge:
+        path = main.info.interp
+        try:
+            res = self.root.resolve(path)
+            info = self.elf(res.path)
+        except (NotFound, SymlinkLoop, NotElf):
+            return Edge(main.spelled, path, None, "missing", (path,))
+        names = {path} | ({info.soname} if info.soname else set())
+        objects.append(Loaded(res.spelled, res.path, info, None, names, "interp",
+                              origin=posixpath.dirname(path)))
+        return Edge(main.spelled, path, path, "interp")
+
+    @staticmethod
+    def _already(name: str, objects: list[Loaded]) -> Loaded | None:
+        for o in objects:
+            if name in o.names or o.info.soname == name:
+                o.names.add(name)
+                return o
+        return None
+
+    # -- the search -------------------------------------------------------------------------
+    def find(self, name: str, requester: Loaded, main: Loaded):
+        """Search for name as `requester` would (dlopen from it):
+        ((asked, spelled, real, info, rule) | None, tried)."""
+        return self._search(name, requester, main)
+
+    def _search(self, name: str, requester: Loaded, main: Loaded):
+        tried: list[str] = []
+        want = requester.info
+        if "/" in name:
+            return self._try_file(name if name.startswith("/") else "/" + name, want, tried, "path"), tuple(tried)
+        plat = self.platform(want)
+        if not want.runpath:
+            chain = requester
+            while chain is not None:
+                # An object with DT_RUNPATH has its DT_RPATH ignored, also up the chain.
+                rpath = () if chain.info.runpath else chain.info.rpath
+                found = self._try_dirs(name, self._expand(rpath, chain, plat), want, tried, plat, "rpath")
+                if found:
+                    return found, tuple(tried)
+                chain = chain.loader
+        found = self._try_dirs(name, self._expand(self.library_path, requester, plat), want, tried, plat, "library-path")
+        if found:
+            return found, tuple(tried)
+        found = self._try_dirs(name, self._expand(want.runpath, requester, plat), want, tried, plat, "runpath")
+        if found:
+            return found, tuple(tried)
+        if want.nodeflib:
+            return None, tuple(tried)
+        for path in self.cache.lookup(name, want.elfclass, want.machine, tuple(s.split("/")[-1] for s in plat.subdirs if s.startswith("glibc-hwcaps/"))):
+            found = self._try_file(path, want, tried, "ld.so.cache")
+            if found:
+                return found, tuple(tried)
+        extra = self.cache.conf_dirs() if self.cache.from_conf else ()
+        found = self._try_dirs(name, extra + plat.system_dirs, want, tried, plat, "default")
+        return found, tuple(tried)
+
+    def _expand(self, dirs: tuple[str, ...], obj: Loaded, plat: Platform) -> tuple[str, ...]:
+        out = []
+        for d in dirs:
+            if "$" in d:
+                d = _substitute(d, obj.origin, plat)
+                if d is None:
+                    continue
+            if d == "":
+                d = "."  # an empty element means the current directory
+            out.append(d)
+        return tuple(out)
+
+    def _try_dirs(self, name, dirs, want, tried, plat, rule):
+        for d in dirs:
+            if not d.startswith("/"):
+                d = "/" + d  # relative search dirs are relative to the cwd; assume /
+            for sub in self._existing_subdirs(d, plat):
+                found = self._try_file(posixpath.join(d, sub, name) if sub else posixpath.join(d, name), want, tried, rule)
+                if found:
+                    return found
+        return None
+
+    def _existing_subdirs(self, d: str, plat: Platform) -> tuple[str, ...]:
+        key = (d, plat)
+        if key not in self._subdirs:
+            subs = tuple(s for s in plat.subdirs if self.root.is_dir(posixpath.join(d, s)))
+            self._subdirs[key] = subs + ("",)
+        return self._subdirs[key]
+
+    def _try_file(self, path, want: ElfInfo, tried: list[str], rule: str):
+        tried.append(path)
+        try:
+            res = self.root.resolve(path)
+        except (NotFound, SymlinkLoop):
+            return None
+        try:
+            info = self.elf(res.path)
+        except NotElf:
+            return None
+        if not info.compatible(want) or not info.has_dynamic and info.etype != 3:
+            return None  # wrong class/machine: ld.so skips it and keeps searching
+        return path, res.spelled, res.path, info, rule
+
+
+def _substitute(d: str, origin: str, plat: Platform) -> str | None:
+    """Expand $ORIGIN, $LIB, $PLATFORM (also ${...}). None drops the element, as ld.so does
+    for a token it cannot expand."""
+    for token, value in (("ORIGIN", origin), ("LIB", plat.lib), ("PLATFORM", plat.platform)):
+        if not value:
+            if f"${token}" in d or f"${{{token}}}" in d:
+                return None
+            continue
+        d = d.replace(f"${{{token}}}", value).replace(f"${token}", value)
+    return d

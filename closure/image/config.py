@@ -1,0 +1,124 @@
+"""The OCI image config: what to run, its environment, the platform, the layer diff_ids.
+
+The platform is read from the target's own ELF header (e_machine), never from the host,
+so an image built from a foreign root says what it really holds.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..errors import BadInput, ClosureError, NotElf
+from ..model import Closure
+from ..root import Root
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+EM_386, EM_MIPS, EM_PPC, EM_PPC64, EM_S390, EM_ARM = 3, 8, 20, 21, 22, 40
+EM_X86_64, EM_AARCH64, EM_RISCV, EM_LOONGARCH = 62, 183, 243, 258
+
+# GOARCH names, as OCI uses them; the value may depend on class and byte order.
+_ARCH = {
+    EM_386: lambda is64, le: "386",
+    EM_X86_64: lambda is64, le: "amd64",
+    EM_ARM: lambda is64, le: "arm",
+    EM_AARCH64: lambda is64, le: "arm64",
+    EM_MIPS: lambda is64, le: ("mips64" if is64 else "mips") + ("le" if le else ""),
+    EM_PPC: lambda is64, le: "ppc",
+    EM_PPC64: lambda is64, le: "ppc64le" if le else "ppc64",
+    EM_S390: lambda is64, le: "s390x" if is64 else "s390",
+    EM_RISCV: lambda is64, le: "riscv64" if is64 else "riscv32",
+    EM_LOONGARCH: lambda is64, le: "loong64",
+}
+_VARIANT = {"arm64": "v8"}
+_UNAME_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386",
+               "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+@dataclass(frozen=True)
+class Platform:
+    architecture: str
+    os: str = "linux"
+    variant: str | None = None
+
+    def to_json(self) -> dict:
+        d = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            d["variant"] = self.variant
+        return d
+
+
+def elf_platform(header: bytes) -> Platform:
+    """Platform from the first 20 bytes of an ELF file (e_ident, e_type, e_machine)."""
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise NotElf("not an ELF file")
+    ei_class, ei_data = header[4], header[5]
+    if ei_class not in (1, 2) or ei_data not in (1, 2):
+        raise NotElf(f"bad ELF class/data bytes {ei_class}/{ei_data}")
+    little = ei_data == 1
+    (machine,) = struct.unpack_from("<H" if little else ">H", header, 18)
+    arch = _ARCH.get(machine)
+    if arch is None:
+        raise NotElf(f"unsupported ELF machine {machine}")
+    name = arch(ei_class == 2, little)
+    return Platform(name, "linux", _VARIANT.get(name))
+
+
+def closure_platform(closure: Closure, root: Root) -> Platform:
+    """The first target that is ELF decides; then any ELF file in the closure (a script
+    target's interpreter); an image with no ELF at all takes the host's platform."""
+    candidates = list(closure.targets) + [
+        e.source for e in closure.sorted_entries() if e.type == "file" and e.source]
+    for path in candidates:
+        try:
+            resolved = root.resolve(path).path
+            st = root.lstat(resolved)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                continue
+            with root.open(resolved) as f:
+                return elf_platform(f.read(20))
+        except (ClosureError, OSError):
+            continue
+    machine = os.uname().machine
+    return Platform(_UNAME_ARCH.get(machine, machine), "linux", _VARIANT.get(_UNAME_ARCH.get(machine, "")))
+
+
+def image_env(closure_env: Mapping[str, str], extra: Sequence[str]) -> list[str]:
+    """PATH default, then the recipes' env (sorted), then the user's K=V in given order;
+    a later value for the same key wins but keeps the key's first position."""
+    env = {"PATH": DEFAULT_PATH}
+    env.update(sorted(closure_env.items()))
+    for item in extra:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise BadInput(f"--env wants KEY=VALUE, got {item!r}")
+        env[key] = value
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def image_config(*, platform: Platform, created: str, diff_ids: Sequence[str],
+                 entrypoint: Sequence[str] | None, cmd: Sequence[str] | None, env: Sequence[str],
+                 user: str | None, workdir: str | None, labels: Mapping[str, str],
+                 created_by: str, comment: str) -> dict:
+    config: dict = {"Env": list(env)}
+    if entrypoint:
+        config["Entrypoint"] = list(entrypoint)
+    if cmd:
+        config["Cmd"] = list(cmd)
+    if user:
+        config["User"] = user
+    if workdir:
+        config["WorkingDir"] = workdir
+    if labels:
+        config["Labels"] = dict(sorted(labels.items()))
+    doc = {
+        **platform.to_json(),
+        "created": created,
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
+        "history": [{"created": created, "created_by": created_by, "comment": comment}],
+    }
+    return doc

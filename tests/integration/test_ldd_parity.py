@@ -1,0 +1,96 @@
+"""The loader emulation against the real loader: for every ELF program in /usr/bin and
+/usr/sbin and every shared library in /usr/lib/<triplet>, the real files `ldd` maps
+(interpreter included, vdso excluded) must equal what closure resolves."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from closure.elf.ldso import Loader
+from closure.errors import NotElf
+from closure.root import Root
+
+pytestmark = pytest.mark.slow
+LDD_LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?$")
+
+
+def elf_files(dirs, libs_only=False):
+    seen = set()
+    for d in dirs:
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            if libs_only and ".so" not in name:
+                continue
+            real = os.path.realpath(os.path.join(d, name))
+            if real in seen or not os.path.isfile(real):
+                continue
+            seen.add(real)
+            with open(real, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    yield real
+
+
+def ldd(path):
+    """(set of real paths mapped, set of names not found) or None if ldd has no answer."""
+    p = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0 or "statically linked" in p.stdout or "not a dynamic" in p.stdout:
+        return None
+    mapped, missing = set(), set()
+    for line in p.stdout.splitlines():
+        m = LDD_LINE.match(line)
+        assert m, f"unparsed ldd line for {path}: {line!r}"
+        name, where = m.groups()
+        if where == "not found":
+            missing.add(name)
+        elif where.startswith("/"):
+            mapped.add(os.path.realpath(where))
+        # else: linux-vdso.so.1, which has no file
+    return mapped, missing
+
+
+def ours(loader, path):
+    try:
+        result = loader.load(path)
+    except NotElf:
+        return None
+    if result.main.info.interp is None and not result.main.info.needed:
+        return None
+    mapped = {o.real for o in result.objects if o is not result.main}
+    missing = {e.name for e in result.edges if e.path is None}
+    return mapped, missing
+
+
+def compare(paths):
+    loader = Loader(Root("/"))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        real = dict(zip(paths, pool.map(ldd, paths)))
+    diffs = []
+    for path in paths:
+        want, got = real[path], ours(loader, path)
+        if want is None:
+            continue
+        if got != want:
+            diffs.append((path, want, got))
+    return diffs, sum(1 for v in real.values() if v is not None)
+
+
+@pytest.mark.skipif(shutil.which("ldd") is None, reason="needs glibc's ldd")
+def test_programs_match_ldd():
+    paths = list(elf_files(["/usr/bin", "/usr/sbin"]))
+    diffs, compared = compare(paths)
+    assert compared > 100
+    assert diffs == [], "\n".join(f"{p}: ldd={w} closure={g}" for p, w, g in diffs[:10])
+
+
+@pytest.mark.skipif(shutil.which("ldd") is None, reason="needs glibc's ldd")
+def test_libraries_match_ldd():
+    paths = list(elf_files(["/usr/lib/x86_64-linux-gnu"], libs_only=True))
+    diffs, compared = compare(paths)
+    assert compared > 100
+    assert diffs == [], "\n".join(f"{p}: ldd={w} closure={g}" for p, w, g in diffs[:10])
