@@ -40,7 +40,7 @@ class Access:
 
 
 # "PID  " (-f -o FILE) or "[pid  PID] " (-f to stderr), then an optional timestamp.
-_PREFIX = re.compile(r"(?:\[pid\s+(\d+)\]|(\d+))?\s*(?:(?:\d+:\d\d:\d\d|\d+)(?:\.\d+)?\s+)?")
+_PREFIX = re.compile(r"\s*(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)?(?:(?:\d+:\d\d:\d\d|\d+)(?:\.\d+)?\s+)?")
 _UNFINISHED = " <unfinished ...>"
 _RESUMED = re.compile(r"<\.\.\. ([\w]+) resumed>")
 _CALL = re.compile(r"([a-z_][a-z0-9_]*)\(")
@@ -50,6 +50,7 @@ _CALL = re.compile(r"([a-z_][a-z0-9_]*)\(")
 _RET = re.compile(
     r"\)\s+=\s+(-?\d+|0x[0-9a-fA-F]+|\?)"
     r"(?:<((?:[^<>\[\]]|\[[^\]]*\]|<[^<>]*>)*)>)?"
+    r"(?:\s+/\* (\d+) in strace's PID NS \*/)?"   # --decode-pids=pidns
     r"(?:\s+(E[A-Z0-9_]+)(?:\s+\([^()]*\))?)?"
     r"(?:\s+\([A-Z ]+\))?"                      # "(INJECTED)" and the like
     r"(?:\s+<[\d.]+>)?\s*$"                     # -T timings
@@ -262,12 +263,12 @@ def parse(lines: Iterable[str], cwd: str | None = "/") -> list[Access]:
         r = _RET.search(body)
         if r is None:
             continue                     # "= ?" after an exit, or garbled
-        ret, ret_annot, errno = r.group(1), r.group(2), r.group(3)
+        ret, ret_annot, errno = r.group(1), r.group(2), r.group(4)
         ok = ret != "?" and not ret.startswith("-")
         if ret == "?":
             continue
         kind, dir_i, path_i = spec
-        args = split_args(body[: r.start() + 1], m.end(), 3 if name != "statx" else 2)
+        args = split_args(body[: r.start() + 1], m.end(), 3)
         acc = _access(pid, name, kind, dir_i, path_i, args, body, p, ok, errno, ret_annot)
         if acc is None:
             continue
@@ -290,8 +291,10 @@ def _fork_result(body: str) -> tuple[int, bool] | None:
     r = _RET.search(body)
     if r is None or not r.group(1).isdigit() or r.group(1) == "0":
         return None
+    # In a new pid namespace the call returns the inner pid; strace's pid is the one we see.
+    child = int(r.group(3) or r.group(1))
     f = _CLONE_FLAGS.search(body, 0, r.start())
-    return int(r.group(1)), bool(f and "CLONE_FS" in f.group(1).split("|"))
+    return child, bool(f and "CLONE_FS" in f.group(1).split("|"))
 
 
 def _dir_of(arg: str, p: _Proc) -> str | None:

@@ -1,0 +1,189 @@
+"""Which traced accesses become image content.
+
+Kernel and runtime trees, the probe's own scratch space and whatever the probe wrote are
+dropped; secrets are never taken unless named, and touching one yields a warning; what is
+left is classified against the Root (a listed directory is kept as a directory, not as
+its contents).
+"""
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import stat
+from typing import Iterable, Sequence
+
+from ..errors import BadInput
+from ..root import Root, normpath
+from .parse import Access
+
+# Virtual or per-boot trees: never image content.
+DROPPED_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp")
+
+# Known secret locations. Deliberately a list of places, not a guess from file names:
+# "*.key" would also catch public material, and a miss here is what --include is for.
+SECRET_FILES = frozenset({
+    "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
+    "/etc/security/opasswd", "/etc/krb5.keytab",
+})
+SECRET_TREES = (
+    "/root", "/etc/sudoers.d", "/etc/ssl/private", "/etc/pki/tls/private",
+    "/etc/letsencrypt/archive", "/etc/letsencrypt/live", "/etc/letsencrypt/keys",
+)
+SECRET_GLOBS = ("/etc/ssh/ssh_host_*", "/home/*")   # host keys; every home directory
+NOT_SECRET_GLOBS = ("/etc/ssh/ssh_host_*.pub",)      # public halves are fine
+
+# Kinds in traced_paths' answer: an executed program, a file read, a file only
+# stat'ed/access'ed, a symlink only read as a link, a directory.
+OUT_KINDS = ("exec", "file", "stat", "symlink", "dir")
+
+
+def under(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def is_dropped(path: str, scratch: Sequence[str] = ()) -> bool:
+    return path == "/" or any(under(path, t) for t in DROPPED_TREES) or any(under(path, s) for s in scratch)
+
+
+def is_secret(path: str) -> bool:
+    if path in SECRET_FILES or any(under(path, t) for t in SECRET_TREES):
+        return True
+    if any(fnmatch.fnmatchcase(path, g) for g in NOT_SECRET_GLOBS):
+        return False
+    # /home/*: the glob's '*' also spans '/', so everything below a home directory matches.
+    return any(fnmatch.fnmatchcase(path, g) for g in SECRET_GLOBS)
+
+
+def _included(path: str, include: Sequence[str]) -> bool:
+    return any(under(path, i) for i in include)
+
+
+def traced_paths(accesses: Iterable[Access], root: Root, scratch: Sequence[str] = (),
+                 include_secrets: Sequence[str] = ()) -> tuple[list[tuple[str, str]], list[str]]:
+    """Successful accesses -> (sorted [(image path, kind)], sorted warnings).
+
+    Paths are kept as the program spelled them (the collector adds the symlinks on the way);
+    when a spelling does not resolve in the root (e.g. a lexical '..' through a symlink),
+    the kernel's view of the opened fd is used instead.
+    """
+    scratch = tuple(normpath(s) for s in scratch)
+    include = tuple(normpath(i) for i in include_secrets)
+    kinds: dict[str, set[str]] = {}
+    syscalls: dict[str, set[str]] = {}
+    fallback: dict[str, str] = {}
+    written: set[str] = set()
+    sockets: set[str] = set()
+    for a in accesses:
+        if not a.ok:
+            continue
+        if a.write:
+            written.add(a.path)
+            if a.fd_path:
+                written.add(a.fd_path)
+            continue
+        if a.kind == "connect":
+            sockets.add(a.path)
+            continue
+        kinds.setdefault(a.path, set()).add(a.kind)
+        syscalls.setdefault(a.path, set()).add(a.syscall)
+        if a.fd_path and a.fd_path != a.path:
+            fallback.setdefault(a.path, a.fd_path)
+
+    kept: dict[str, str] = {}
+    secrets: set[str] = set()
+
+    def admissible(path: str) -> bool:
+        if is_dropped(path, scratch) or path in written:
+            return False
+        if is_secret(path) and not _included(path, include):
+            secrets.add(path)
+            return False
+        return True
+
+    for spelled in sorted(kinds):
+        path = spelled
+        if not admissible(path):
+            continue
+        resolved = _resolve(root, path)
+        if resolved is None and spelled in fallback:
+            path = fallback[spelled]
+            if not admissible(path):
+                continue
+            resolved = _resolve(root, path)
+        if resolved is None or not admissible(resolved):
+            continue                    # gone (a probe's temp file) or lands somewhere dropped
+        kind = _classify(root, path, resolved, kinds[spelled], syscalls[spelled])
+        if kind is not None:
+            kept[path] = _stronger(kept.get(path), kind)
+
+    # A file the probe wrote needs its directory; a socket it connected to, likewise.
+    for path in sorted(written | sockets):
+        parent = posixpath.dirname(path)
+        if parent in kept or not admissible(parent):
+            continue
+        resolved = _resolve(root, parent)
+        if resolved is not None and admissible(resolved) and _is_dir(root, resolved):
+            kept[parent] = "dir"
+
+    warnings = [f"probe touched {p}, a secret: not taken (include it explicitly to take it)"
+                for p in sorted(secrets)]
+    return sorted(kept.items()), warnings
+
+
+_RANK = {k: i for i, k in enumerate(OUT_KINDS)}
+
+
+def _stronger(a: str | None, b: str) -> str:
+    return b if a is None or _RANK[b] < _RANK[a] else a
+
+
+def _resolve(root: Root, path: str) -> str | None:
+    try:
+        r = root.try_resolve(path)
+    except BadInput:                    # symlink loops, unreadable components
+        return None
+    return None if r is None else r.path
+
+
+def _is_dir(root: Root, resolved: str) -> bool:
+    st = root.lstat(resolved)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _classify(root: Root, path: str, resolved: str, kinds: set[str], syscalls: set[str]) -> str | None:
+    st = root.lstat(resolved)
+    if st is None:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if not stat.S_ISREG(st.st_mode):
+        return None                     # fifos, sockets, devices outside /dev: not content
+    if "exec" in kinds:
+        return "exec"
+    if "open" in kinds:
+        return "file"
+    if "readlink" in kinds:
+        link = root.lstat(path)
+        if link is not None and stat.S_ISLNK(link.st_mode) and not (
+                syscalls - {"readlink", "readlinkat", "lstat", "lstat64", "oldlstat"}):
+            return "symlink"            # only the link text was read, not the file
+    return "stat"
+
+
+def missing_paths(accesses: Iterable[Access], source: Root, scratch: Sequence[str] = (),
+                  include_secrets: Sequence[str] = ()) -> list[str]:
+    """Paths a probe failed to find (ENOENT) that exist in the source root: what an image
+    run lacks. Needs a trace recorded with failed=True."""
+    scratch = tuple(normpath(s) for s in scratch)
+    include = tuple(normpath(i) for i in include_secrets)
+    out: set[str] = set()
+    for a in accesses:
+        if a.ok or a.errno != "ENOENT" or a.write or a.kind in ("mkdir", "connect"):
+            continue
+        p = a.path
+        if is_dropped(p, scratch) or (is_secret(p) and not _included(p, include)):
+            continue
+        resolved = _resolve(source, p)
+        if resolved is not None and not is_dropped(resolved, scratch):
+            out.add(p)
+    return sorted(out)
