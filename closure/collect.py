@@ -48,6 +48,9 @@ class Collector:
         self.changes = 0                 # bumps on every addition: the fixed point's measure
         self._pending: list[str] = []    # real paths of ELF objects still to walk
         self._walked: set[str] = set()
+        # Objects found only through dlopen strings: their unresolved deps are a guess,
+        # reported as warnings, not as `missing` (which --strict fails on).
+        self._speculative: set[str] = set()
 
     # -- additions ------------------------------------------------------------------------
     def _add(self, entry: Entry, reason: Reason) -> bool:
@@ -81,6 +84,8 @@ class Collector:
                             source=res.path), why)
             if walk and res.path not in self._walked and self._looks_elf(res.path):
                 self._pending.append(res.path)
+                if reason.kind == "dlopen-string":
+                    self._speculative.add(res.path)
         else:
             return None  # sockets, fifos and devices are never copied
         return res.path
@@ -218,7 +223,10 @@ class Collector:
         for obj in result.objects:
             self._walked.add(obj.real)
         for edge in result.edges:
-            if edge.path is None:
+            if edge.path is None and real in self._speculative:
+                self.closure.warnings.append(
+                    f"{edge.by} (found by a dlopen string): needed {edge.name} not found")
+            elif edge.path is None:
                 self.closure.add_missing(Missing(edge.name, edge.by, edge.tried))
             else:
                 self.add_path(edge.path, Reason("needed", by=edge.by, name=edge.name), walk=False)

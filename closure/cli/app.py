@@ -18,45 +18,56 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what is being done."),
+) -> None:
+    if version:
+        from .. import __version__
+        typer.echo(f"closure {__version__}")
+        raise typer.Exit(0)
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 # One module per command; each defines register(app).
-from . import analyze  # noqa: E402
+from . import analyze, trace  # noqa: E402
 
-for _module in (analyze,):
+for _module in (analyze, trace):
     _module.register(app)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one line on stderr and return the Exit to raise."""
-    typer.echo(f"closure: {message}", err=True)
-    return typer.Exit(code)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="closure: %(levelname)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except ClosureError as e:
         typer.echo(f"closure: error: {e}", err=True)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("closure: aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("closure: interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    except Exception as e:  # click usage errors and the like
-        import click
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
+    except OSError as e:
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        typer.echo(f"closure: error: {e.strerror or e}{where}", err=True)
+        sys.exit(2)
+    except Exception as e:
+        if not hasattr(e, "format_message"):  # a click usage error: one line, exit 2
+            raise
+        if not e.format_message():  # bare `closure`: help was printed
             sys.exit(2)
-        if isinstance(e, OSError):
-            typer.echo(f"closure: error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "), err=True)
-            sys.exit(2)
-        raise
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"closure: error: {e.format_message()}{hint}", err=True)
+        sys.exit(getattr(e, "exit_code", 2))
 
 
 if __name__ == "__main__":

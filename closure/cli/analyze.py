@@ -1,0 +1,68 @@
+"""`closure analyze`: every file a program needs, its size and why."""
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+
+from . import options as o
+
+EXAMPLES = """
+Examples:
+
+  closure analyze /usr/bin/curl              # table: path, size, why
+
+  closure analyze curl --json                # the stable JSON contract
+
+  closure analyze /usr/bin/curl --tree       # dependency tree, like lddtree
+
+  closure analyze app --root ./rootfs --strict   # inside an unpacked image; missing libs fail
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Compute the closure of TARGETs and show every file with the reason it is in." + EXAMPLES)
+    def analyze(
+        targets: List[str] = typer.Argument(..., help="Programs or scripts (paths, or names on the root's PATH)."),
+        root: str = o.RootOpt,
+        as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON document."),
+        as_tree: bool = typer.Option(False, "--tree", help="Print the dependency tree like lddtree."),
+        strict: bool = typer.Option(False, "--strict", help="Exit 1 when a DT_NEEDED library cannot be found."),
+        library_path: Optional[List[str]] = o.LibraryPathOpt,
+        no_dlopen_scan: bool = o.NoDlopenScanOpt,
+        no_recipes: bool = o.NoRecipesOpt,
+        recipe_dirs: Optional[List[str]] = o.RecipesDirOpt,
+        show_dirs: bool = typer.Option(False, "--dirs", help="Also list directories in the table."),
+    ) -> None:
+        from ..collect import Options, collect
+        from ..root import Root
+
+        opts = Options(root=Root(root), library_path=o.split_library_path(library_path),
+                       dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
+                       recipe_dirs=tuple(recipe_dirs or ()))
+        closure = collect(list(targets), opts)
+        for w in closure.warnings:
+            typer.echo(f"closure: warning: {w}", err=True)
+        if as_json:
+            typer.echo(json.dumps(closure.to_json(), indent=2, sort_keys=False))
+        elif as_tree:
+            from ..elf.ldso import Loader
+            from ..report import tree
+            loader = Loader(opts.root, opts.library_path)
+            for t in closure.targets:
+                entry = closure.entries.get(opts.root.resolve(t).spelled)
+                if opts.root.is_file(t) and entry is not None and _is_elf(opts.root, t):
+                    typer.echo(tree(loader.load(t)))
+                else:
+                    typer.echo(f"{t} (script)")
+        else:
+            from ..report import table
+            typer.echo(table(closure, show_dirs))
+        if strict and closure.missing:
+            raise typer.Exit(1)
+
+
+def _is_elf(root, path: str) -> bool:
+    with root.open(root.resolve(path).path) as f:
+        return f.read(4) == b"\x7fELF"

@@ -1,0 +1,53 @@
+"""Tiny C programs and libraries compiled with gcc at test time, with controlled
+DT_NEEDED, RPATH/RUNPATH, $ORIGIN and dlopen strings."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+
+def cc(out: Path, source: str, *args: str, shared: bool = False) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.parent / (out.name.replace(".", "_") + ".c")
+    src.write_text(source)
+    cmd = ["gcc", "-o", str(out), str(src), "-Wl,--no-as-needed"]
+    if shared:
+        cmd[1:1] = ["-shared", "-fPIC"]
+    subprocess.run(cmd + list(args), check=True, capture_output=True)
+    return out
+
+
+def lib(out: Path, func: str, *args: str, soname: str | None = None) -> Path:
+    soname = soname or out.name
+    return cc(out, f"int {func}(void) {{ return 1; }}\n", f"-Wl,-soname,{soname}", *args, shared=True)
+
+
+def rpath(dirs: str, new_dtags: bool) -> list[str]:
+    """-Wl flags for DT_RUNPATH (new dtags) or DT_RPATH (old)."""
+    return [f"-Wl,-rpath,{dirs}", "-Wl,--enable-new-dtags" if new_dtags else "-Wl,--disable-new-dtags"]
+
+
+def set_machine(path: Path, machine: int) -> None:
+    """Rewrite e_machine: a foreign-architecture decoy the loader must skip."""
+    data = bytearray(path.read_bytes())
+    data[18:20] = machine.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+def ldd_paths(path: Path, env: dict | None = None) -> dict[str, str]:
+    """name -> resolved real path (or 'not found') as the real loader sees it."""
+    p = subprocess.run(["ldd", str(path)], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
+    out = {}
+    for line in p.stdout.splitlines():
+        if "=>" in line:
+            name, where = (x.strip() for x in line.split("=>", 1))
+            where = where.split(" (")[0]
+            out[name] = where if where == "not found" else os.path.realpath(where)
+    return out

@@ -1,0 +1,93 @@
+"""`closure analyze` as a user runs it: the JSON contract, tree, exit codes, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "closure.cli.app"]
+
+
+def run(*args, **kw):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, **kw)
+
+
+def test_json_contract_for_curl():
+    p = run("analyze", "/usr/bin/curl", "--json", "--no-recipes")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)  # one document
+    assert doc["root"] == "/" and doc["targets"] == ["/usr/bin/curl"]
+    by_path = {e["path"]: e for e in doc["entries"]}
+    assert by_path["/usr/bin/curl"]["reasons"] == [{"kind": "target"}]
+    assert by_path["/usr/bin/curl"]["type"] == "file" and by_path["/usr/bin/curl"]["mode"] == "0755"
+    interp = by_path["/lib64/ld-linux-x86-64.so.2"] if "/lib64/ld-linux-x86-64.so.2" in by_path else None
+    interp = interp or next(e for e in doc["entries"] if any(r["kind"] == "interp" for r in e["reasons"]))
+    assert interp["type"] == "symlink"
+    curl4 = next(e for e in doc["entries"] if any(r.get("name") == "libcurl.so.4" for r in e["reasons"]))
+    assert curl4["type"] == "symlink" and curl4["target"].startswith("libcurl.so.4.")
+    assert doc["missing"] == []
+    assert {"kind", "by", "name"} >= set(curl4["reasons"][0])
+
+
+def test_tree_looks_like_lddtree():
+    p = run("analyze", "/usr/bin/curl", "--tree", "--no-recipes")
+    assert p.returncode == 0
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("/usr/bin/curl (interpreter => ")
+    assert any(line.startswith("    libcurl.so.4 => ") for line in lines)
+    assert any(line.startswith("        libssl.so.3 => ") for line in lines)
+
+
+def test_table_has_totals():
+    p = run("analyze", "/usr/bin/true", "--no-recipes")
+    assert p.returncode == 0
+    assert p.stdout.splitlines()[-1].startswith("total: ")
+    assert "/usr/bin/true" in p.stdout
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "random").write_bytes(os.urandom(4096).replace(b"#!", b"xx").replace(b"\x7fELF", b"xxxx"))
+    (tmp_path / "truncated").write_bytes(open("/usr/bin/curl", "rb").read()[:200])
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    return {
+        "nonexistent": (str(tmp_path / "nope"), "no such file"),
+        "directory": (str(tmp_path), "is a directory"),
+        "empty": (str(tmp_path / "empty"), "empty file"),
+        "random": (str(tmp_path / "random"), "not an ELF"),
+        "truncated": (str(tmp_path / "truncated"), "truncated"),
+        "loop": (str(tmp_path / "loop1"), "symlink loop"),
+    }
+
+
+@pytest.mark.parametrize("case", ["nonexistent", "directory", "empty", "random", "truncated", "loop"])
+def test_bad_input_is_one_line_exit_2(bad_inputs, case):
+    path, words = bad_inputs[case]
+    p = run("analyze", path)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], p.stderr
+    assert p.stdout == ""
+
+
+def test_strict_fails_on_missing(tmp_path):
+    from tests.elf_fixtures import cc, lib
+    lib(tmp_path / "libgone.so", "a")
+    exe = cc(tmp_path / "prog", "int a(void); int main(void){return a();}\n", f"-L{tmp_path}", "-lgone")
+    (tmp_path / "libgone.so").unlink()
+    p = run("analyze", str(exe), "--json")
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["missing"][0]["name"] == "libgone.so"
+    assert "libgone.so" in p.stderr
+    assert run("analyze", str(exe), "--strict").returncode == 1
+
+
+def test_usage_error_is_one_line():
+    p = run("analyze", "--no-such-flag", "/usr/bin/true")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1

@@ -1,0 +1,109 @@
+"""The closure of real fixtures: dlopen strings, scripts, foreign roots, reasons."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from closure.collect import Options, collect
+from closure.elf.ldcache import parse_ld_so_conf
+from closure.root import Root
+from tests.elf_fixtures import cc, lib, needs_gcc, rpath
+
+pytestmark = needs_gcc
+TRIPLET = "x86_64-linux-gnu"
+DLOPEN_MAIN = r"""
+#include <dlfcn.h>
+int main(void) { void *h = dlopen("libplug.so.1", RTLD_NOW); return h ? 0 : 1; }
+"""
+
+
+def reasons(closure, path):
+    return [r.to_json() for r in closure.entries[path].reasons]
+
+
+def test_dlopen_strings_are_followed(tmp_path):
+    lib(tmp_path / "lib" / "libplug.so.1", "plug")
+    exe = cc(tmp_path / "prog", DLOPEN_MAIN, "-ldl", *rpath(f"{tmp_path}/lib", True))
+    c = collect([str(exe)], Options(recipes=False))
+    plug = str(tmp_path / "lib" / "libplug.so.1")
+    assert {"kind": "dlopen-string", "by": str(exe), "name": "libplug.so.1"} in reasons(c, plug)
+    off = collect([str(exe)], Options(recipes=False, dlopen_scan=False))
+    assert plug not in off.entries
+
+
+def test_env_script_pulls_in_env_and_interpreter(tmp_path):
+    script = tmp_path / "hello"
+    script.write_text("#!/usr/bin/env sh\necho hi\n")
+    script.chmod(0o755)
+    c = collect([str(script)], Options(recipes=False))
+    assert reasons(c, str(script)) == [{"kind": "target"}]
+    env = c.entries["/usr/bin/env"]
+    assert {"kind": "shebang", "by": str(script), "name": "/usr/bin/env"} in [r.to_json() for r in env.reasons]
+    sh = Root("/").resolve(shutil.which("sh")).path  # dash, behind /bin/sh -> dash
+    assert c.entries[sh].type == "file"
+    assert any(r.kind == "shebang" for e in c.entries.values() for r in e.reasons if e.path.endswith("/sh"))
+    # and the interpreter's own ELF closure follows
+    assert any(p.endswith("/libc.so.6") for p in c.entries)
+
+
+def test_entries_have_reasons_parents_and_sorted_json():
+    c = collect(["/usr/bin/true"], Options(recipes=False))
+    doc = c.to_json()
+    paths = [e["path"] for e in doc["entries"]]
+    assert paths == sorted(paths)
+    assert all(e["reasons"] for e in doc["entries"])
+    for p in paths:
+        parent = os.path.dirname(p)
+        assert parent == "/" or parent in paths, f"parent of {p} listed"
+    assert doc["total_bytes"] == sum(e["size"] for e in doc["entries"] if e["type"] == "file")
+
+
+def make_foreign_root(tmp_path: Path) -> Path:
+    """A root whose loader and libc live where the host has none, reached only through
+    absolute symlinks, with no ld.so.cache (ld.so.conf + include globs instead)."""
+    root = tmp_path / "root"
+    real_ld = os.path.realpath(f"/lib64/ld-linux-x86-64.so.2")
+    (root / "opt/glibc").mkdir(parents=True)
+    shutil.copy(real_ld, root / "opt/glibc/ld.so")
+    shutil.copy(os.path.realpath(f"/lib/{TRIPLET}/libc.so.6"), root / "opt/glibc/libc.so.6")
+    (root / "lib64").mkdir()
+    (root / "lib64/ld-linux-x86-64.so.2").symlink_to("/opt/glibc/ld.so")  # absolute: inside root
+    (root / "opt/libs").mkdir(parents=True)
+    lib(root / "opt/libs/liba.so.1", "a")
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/liba.so.1").symlink_to("/opt/libs/liba.so.1")
+    (root / "etc/ld.so.conf.d").mkdir(parents=True)
+    (root / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (root / "etc/ld.so.conf.d/b.conf").write_text("/opt/glibc\n")
+    (root / "etc/ld.so.conf.d/a.conf").write_text("/opt/libs  # comment\n")
+    cc(root / "usr/bin/app", "int a(void); int main(void){return a();}\n",
+       f"-L{root}/opt/libs", "-l:liba.so.1")
+    return root
+
+
+def test_foreign_root_resolves_inside_the_root_only(tmp_path):
+    root = make_foreign_root(tmp_path)
+    assert parse_ld_so_conf(Root(str(root))) == ("/opt/libs", "/opt/glibc"), "include globs sorted"
+    c = collect(["/usr/bin/app"], Options(root=Root(str(root)), recipes=False))
+    assert c.missing == []
+    assert c.entries["/lib64/ld-linux-x86-64.so.2"].target == "/opt/glibc/ld.so"
+    assert c.entries["/opt/glibc/ld.so"].type == "file"
+    assert c.entries["/opt/libs/liba.so.1"].type == "file"
+    assert c.entries["/opt/glibc/libc.so.6"].type == "file"
+    assert not any(p.startswith(f"/lib/{TRIPLET}") or p.startswith(f"/usr/lib/{TRIPLET}") for p in c.entries), \
+        "nothing resolved on the host"
+    assert all(e.source is None or os.path.exists(str(root) + e.source) for e in c.entries.values())
+
+
+def test_symlink_escaping_with_dotdot_stays_in_root(tmp_path):
+    root = tmp_path / "r"
+    (root / "a").mkdir(parents=True)
+    (root / "a/up").symlink_to("../../../../../etc")
+    (root / "etc").mkdir()
+    (root / "etc/hostname").write_text("inside\n")
+    r = Root(str(root))
+    assert r.resolve("/a/up/hostname").path == "/etc/hostname"
+    assert r.read_bytes("/a/up/hostname") == b"inside\n"
