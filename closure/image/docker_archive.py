@@ -35,6 +35,5 @@ def write_archive(layout_dir: str, out, *, config: Descriptor, layers: Sequence[
             tar.add(LayerItem(ipath, "dir", 0o755), root)
         for name in sorted(filenames):
             path = ipath.rstrip("/") + "/" + name
-            tar.add(LayerItem(path, "file", 0o644, os.path.getsize(os.path.join(dirpath, name)),
-                              source=path), root)
+            tar.add(LayerItem(path, "file", 0o644, root.lstat(path).st_size, source=path), root)
     tar.close()

@@ -1,0 +1,140 @@
+"""write_image: a Closure + Root -> an OCI layout, an OCI/docker archive, or a rootfs.
+
+The one entry point the CLI calls. It chooses the format (from the option or the output
+path), streams the layer, writes config and manifests, and publishes atomically.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import BadInput
+from ..model import Closure
+from ..root import Root
+from . import atomic
+from .compress import Compression, compression as make_compression
+from .config import closure_platform, image_config, image_env
+from .docker_archive import write_archive
+from .epoch import rfc3339, source_date_epoch
+from .oci import MT_LAYER, Descriptor, blob_path
+from .oci_layout import write_layout
+from .reference import check_name, check_tag, default_name
+from .rootfs import write_rootfs
+from .tarlayer import LayerDigests, Progress, plan_layer, write_layer
+
+FORMATS = ("oci", "oci-archive", "rootfs", "rootfs-tar")
+DIR_FORMATS = frozenset({"oci", "rootfs"})
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    format: str | None = None            # None: inferred from the output path
+    compression: str | None = None       # None: gzip for images, none for rootfs-tar; rootfs: none
+    level: int | None = None             # None: the compression's default
+    name: str | None = None              # None: the first target's basename
+    tag: str = "latest"
+    entrypoint: tuple[str, ...] | None = None   # None: [first target]; () for none
+    cmd: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()            # "K=V", applied after PATH and the closure's env
+    user: str | None = None
+    workdir: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    keep_setuid: bool = False
+    excludes: tuple[str, ...] = ()
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: str
+    format: str
+    format_inferred: bool
+    files: int                  # regular files written (hard links not counted)
+    entries: int                # every tar entry: dirs, files, links
+    content_bytes: int          # bytes of file contents
+    layer: LayerDigests
+    compression: Compression
+    reference: str | None = None          # "name:tag" (image formats)
+    manifest_digest: str | None = None
+    config_digest: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "format": self.format, "format_inferred": self.format_inferred,
+            "reference": self.reference, "files": self.files, "entries": self.entries,
+            "content_bytes": self.content_bytes, "manifest_digest": self.manifest_digest,
+            "config_digest": self.config_digest, "layer_digest": self.layer.digest,
+            "layer_diff_id": self.layer.diff_id, "layer_size": self.layer.size,
+            "layer_raw_size": self.layer.raw_size,
+            "compression": self.compression.kind, "level": self.compression.level,
+        }
+
+
+def infer_format(out_path: str) -> str:
+    """Existing dir, trailing '/', '.oci' or no extension -> OCI layout; '*.tar' -> archive."""
+    base = os.path.basename(out_path.rstrip("/"))
+    if os.path.isdir(out_path) or out_path.endswith("/") or base.endswith(".oci"):
+        return "oci"
+    if base.endswith(".tar"):
+        return "oci-archive"
+    if "." not in base.lstrip("."):
+        return "oci"
+    raise BadInput(f"cannot tell the output format from {out_path!r}: "
+                   f"use a directory, a .tar name, or --format {'|'.join(FORMATS)}")
+
+
+def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions = ImageOptions(),
+                progress: Progress | None = None) -> BuildResult:
+    fmt = opts.format or infer_format(out_path)
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    comp = make_compression("none" if fmt == "rootfs" else opts.compression
+                            or ("none" if fmt == "rootfs-tar" else "gzip"), opts.level)
+    name = check_name(opts.name) if opts.name else default_name(closure.targets)
+    tag = check_tag(opts.tag)
+    mtime = source_date_epoch()
+    env = image_env(closure.env, opts.env)
+    atomic.check_destination(out_path, fmt in DIR_FORMATS, opts.force)
+    plan = plan_layer(closure, root, keep_setuid=opts.keep_setuid, excludes=opts.excludes)
+
+    result = dict(path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
+                  files=plan.file_count, entries=len(plan.items), content_bytes=plan.content_bytes,
+                  compression=comp)
+    with atomic.sigterm_raises(), atomic.staging(out_path) as stage:
+        staged = os.path.join(stage, "out")
+        if fmt == "rootfs":
+            os.mkdir(staged)
+            write_rootfs(plan, root, staged, mtime=mtime, progress=progress)
+            digests = LayerDigests("", "", 0, 0)
+        elif fmt == "rootfs-tar":
+            with open(staged, "wb") as f:
+                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=progress)
+        else:
+            layout = staged if fmt == "oci" else os.path.join(stage, "layout")
+            os.makedirs(os.path.join(layout, "blobs", "sha256"))
+            partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
+            with open(partial, "wb") as f:
+                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=progress)
+            layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
+            os.rename(partial, blob_path(layout, layer.digest))
+            created = rfc3339(mtime)
+            platform = closure_platform(closure, root)
+            entrypoint = opts.entrypoint if opts.entrypoint is not None else tuple(closure.targets[:1])
+            targets = " ".join(closure.targets)
+            config = image_config(
+                platform=platform, created=created, diff_ids=[digests.diff_id],
+                entrypoint=entrypoint, cmd=opts.cmd, env=env, user=opts.user, workdir=opts.workdir,
+                labels=opts.labels, created_by=f"closure build {targets}".rstrip(),
+                comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, "
+                        f"{plan.content_bytes} bytes")
+            manifest, config_desc = write_layout(layout, config=config, layers=[layer],
+                                                 platform=platform, name=name, tag=tag, created=created)
+            if fmt == "oci-archive":
+                with open(staged, "wb") as f:
+                    write_archive(layout, f, config=config_desc, layers=[layer],
+                                  repo_tags=[f"{name}:{tag}"], mtime=mtime)
+            result.update(reference=f"{name}:{tag}", manifest_digest=manifest.digest,
+                          config_digest=config_desc.digest)
+        atomic.publish(staged, out_path, stage)
+    return BuildResult(layer=digests, **result)

@@ -1,0 +1,312 @@
+"""verify: run a command inside a built image, in a real OCI runtime.
+
+podman first: the image is pulled from its OCI layout / archive into the local store, run
+by image ID, and removed again (only what verify added). The podman flags that work on
+this machine are found by trying the plain run, then the known workarounds for hosts where
+rlimits or cgroups cannot be set (the first set that gets past the runtime wins and is
+cached per podman version); CLOSURE_PODMAN_FLAGS fixes them instead. Without podman, the
+image is unpacked and run in bubblewrap with the config's Env, WorkingDir and User.
+
+Returns a VerifyResult when the command exits 0; raises JobFailed when it (or loading the
+image) fails, NoRuntime when nothing here can run containers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import BadInput, JobFailed, NoRuntime
+from .image.source import ImageSource, blob_rel, decompressed, first_manifest
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "podman", "bwrap")
+FLAGS_ENV = "CLOSURE_PODMAN_FLAGS"
+ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
+# Tried in order until one gets past the runtime: plain; hosts that refuse rlimits;
+# hosts where crun/systemd cgroups fail.
+CANDIDATE_FLAGS: tuple[tuple[str, ...], ...] = (
+    (),
+    ULIMITS,
+    ("--runtime", "runc", "--cgroup-manager=cgroupfs") + ULIMITS,
+)
+# podman's own failure codes (125 podman, 126 cannot invoke, 127 not found)
+_PODMAN_CODES = (125, 126, 127)
+_RUNTIME_TROUBLE = re.compile(r"rlimit|cgroup|crun|systemd|OCI runtime .*not found|OCI permission denied", re.I)
+_COMMAND_TROUBLE = re.compile(r"executable file not found|no such file or directory|exec format error", re.I)
+_flag_cache: dict[str, tuple[str, ...]] = {}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    runtime: str                 # "podman" or "bwrap"
+    argv: tuple[str, ...]        # the full runtime command line that ran
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: str = "auto",
+           podman_flags: Sequence[str] = (), network: str = "none", capture: bool = True,
+           timeout: float | None = None) -> VerifyResult:
+    """Run cmd (argv list or shell-style string; None = the image's Entrypoint+Cmd)."""
+    if runtime not in RUNTIMES:
+        raise BadInput(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
+    argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd or ())
+    image_path = os.path.abspath(image_path)
+    with ImageSource(image_path):   # fails early, as BadInput, on a path that is no image
+        pass
+    reasons = []
+    if runtime in ("auto", "podman"):
+        try:
+            return _podman(image_path, argv, tuple(podman_flags), network, capture, timeout)
+        except NoRuntime as e:
+            if runtime == "podman":
+                raise
+            reasons.append(str(e))
+    try:
+        return _bwrap(image_path, argv, network, capture, timeout)
+    except NoRuntime as e:
+        reasons.append(str(e))
+        raise NoRuntime("; ".join(reasons)) from None
+
+
+def _run(argv: Sequence[str], capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, text=True, errors="replace",
+                              capture_output=capture, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise JobFailed(f"timed out after {timeout:g} s: {shlex.join(argv)}") from None
+
+
+def _tail(text: str | None) -> str:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+# -- podman ------------------------------------------------------------------------------
+
+def _image_ref(image_path: str) -> tuple[str, str]:
+    """(podman transport reference, image ID = config digest hex)."""
+    with ImageSource(image_path) as src:
+        if src.exists("index.json"):
+            config_digest = first_manifest(src)["config"]["digest"]
+            transport = "oci-archive" if src.is_archive else "oci"
+        elif src.is_archive and src.exists("manifest.json"):
+            config_rel = src.read_json("manifest.json")[0]["Config"]
+            with src.open(config_rel) as f:
+                config_digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+            transport = "docker-archive"
+        else:
+            raise BadInput(f"{image_path}: not an OCI layout, OCI archive or docker-archive")
+    return f"{transport}:{image_path}", config_digest.split(":", 1)[1]
+
+
+def _names(podman: str, image_id: str) -> set[str] | None:
+    """The names on an image in the local store, None when it is not there."""
+    r = _run([podman, "image", "inspect", "--format", "{{json .RepoTags}}", image_id])
+    if r.returncode != 0:
+        return None
+    try:
+        return set(json.loads(r.stdout.strip() or "[]") or [])
+    except ValueError:
+        return set()
+
+
+def _cache_file() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "closure", "podman-run-flags.json")
+
+
+def _cached_flags(version: str) -> tuple[str, ...] | None:
+    if version in _flag_cache:
+        return _flag_cache[version]
+    try:
+        with open(_cache_file()) as f:
+            doc = json.load(f)
+        if doc.get("podman") == version and isinstance(doc.get("flags"), list):
+            return tuple(doc["flags"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _remember_flags(version: str, flags: tuple[str, ...]) -> None:
+    _flag_cache[version] = flags
+    path = _cache_file()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"podman": version, "flags": list(flags)}, f)
+        os.replace(tmp, path)
+    except OSError as e:   # a cache we cannot write only costs time next run
+        log.debug("cannot cache podman flags in %s: %s", path, e)
+
+
+def runtime_trouble(returncode: int, stderr: str) -> bool:
+    """True when podman failed before the command ran, for reasons of the host."""
+    return (returncode in _PODMAN_CODES and not _COMMAND_TROUBLE.search(stderr or "")
+            and bool(_RUNTIME_TROUBLE.search(stderr or "")))
+
+
+def _podman(image_path: str, argv: tuple[str, ...], extra: tuple[str, ...], network: str,
+            capture: bool, timeout: float | None) -> VerifyResult:
+    podman = shutil.which("podman")
+    if podman is None:
+        raise NoRuntime("podman is not installed")
+    version_run = _run([podman, "--version"])
+    if version_run.returncode != 0:
+        raise NoRuntime(f"podman does not work: {_tail(version_run.stderr)}")
+    version = version_run.stdout.strip()
+
+    ref, image_id = _image_ref(image_path)
+    names_before = _names(podman, image_id)
+    pulled = _run([podman, "pull", "-q", ref], timeout=timeout)
+    try:
+        if pulled.returncode != 0:
+            raise JobFailed(f"podman could not load {image_path}: {_tail(pulled.stderr)}")
+        run_tail = ["--entrypoint", json.dumps(list(argv))] if argv else []
+        run_tail += [image_id]
+        if FLAGS_ENV in os.environ:
+            candidates = (tuple(shlex.split(os.environ[FLAGS_ENV])),)
+        else:
+            cached = _cached_flags(version)
+            candidates = ((cached,) if cached is not None else ()) + tuple(
+                f for f in CANDIDATE_FLAGS if f != cached)
+        last = None
+        for flags in candidates:
+            cmdline = [podman, "run", "--rm", f"--network={network}", *flags, *extra, *run_tail]
+            last = _run(cmdline, capture, timeout)
+            if capture and runtime_trouble(last.returncode, last.stderr):
+                log.info("podman flags %s failed here: %s", flags or "(none)", _tail(last.stderr))
+                continue
+            if FLAGS_ENV not in os.environ and (last.returncode not in _PODMAN_CODES or not capture):
+                _remember_flags(version, flags)
+            result = VerifyResult("podman", tuple(cmdline), last.returncode, last.stdout or "", last.stderr or "")
+            if last.returncode != 0:
+                raise JobFailed(f"command failed in podman (exit {last.returncode}): "
+                                f"{shlex.join(argv) or 'the image entrypoint'}: {_tail(last.stderr)}")
+            return result
+        raise NoRuntime(f"podman cannot start containers here: {_tail(last.stderr if last else '')}")
+    finally:
+        _podman_cleanup(podman, image_id, names_before)
+
+
+def _podman_cleanup(podman: str, image_id: str, names_before: set[str] | None) -> None:
+    """Remove what verify added to the store: the image, or only the names it added."""
+    if names_before is None:
+        _run([podman, "rmi", "-f", image_id])
+        return
+    for name in sorted((_names(podman, image_id) or set()) - names_before):
+        _run([podman, "untag", image_id, name])
+
+
+# -- bubblewrap --------------------------------------------------------------------------
+
+def _unpack(image_path: str, dest: str) -> dict:
+    """Apply the image's layers into dest; return its config document."""
+    with ImageSource(image_path) as src:
+        if src.exists("index.json"):
+            manifest = first_manifest(src)
+            config = src.read_json(blob_rel(manifest["config"]["digest"]))
+            layers = [(blob_rel(d["digest"]), d["mediaType"]) for d in manifest["layers"]]
+        else:
+            item = src.read_json("manifest.json")[0]
+            config = src.read_json(item["Config"])
+            layers = [(rel, "") for rel in item["Layers"]]
+        for rel, media_type in layers:
+            with src.open(rel) as f:
+                stream = decompressed(f, media_type, f.peek(4)[:4])
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    _apply_layer(tar, dest)
+    return config
+
+
+def _apply_layer(tar: tarfile.TarFile, dest: str) -> None:
+    for member in tar:
+        head, _, base = member.name.rstrip("/").rpartition("/")
+        if base.startswith(".wh."):   # whiteouts: delete what a lower layer had
+            victim = os.path.join(dest, head, base[4:]) if base != ".wh..wh..opq" else os.path.join(dest, head)
+            if base == ".wh..wh..opq":
+                for name in os.listdir(victim) if os.path.isdir(victim) else ():
+                    _remove(os.path.join(victim, name))
+            else:
+                _remove(victim)
+            continue
+        # 'tar' filter: no absolute names, nothing outside dest; absolute symlink targets
+        # stay (they resolve inside the sandbox's root).
+        tar.extract(member, dest, filter="tar")
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
+    """'uid[:gid]' or 'name[:group]' looked up in the image's /etc/passwd."""
+    name, _, group = user.partition(":")
+    uid = gid = None
+    if name.isdigit():
+        uid = name
+    try:
+        with open(os.path.join(rootfs, "etc", "passwd")) as f:
+            for line in f:
+                fields = line.strip().split(":")
+                if len(fields) >= 4 and (fields[0] == name or fields[2] == name):
+                    uid, gid = fields[2], fields[3]
+                    break
+    except OSError:
+        pass
+    if uid is None:
+        return None
+    if group:
+        gid = group if group.isdigit() else gid
+    return uid, gid or uid
+
+
+def _bwrap(image_path: str, argv: tuple[str, ...], network: str, capture: bool,
+           timeout: float | None) -> VerifyResult:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise NoRuntime("bubblewrap (bwrap) is not installed")
+    with tempfile.TemporaryDirectory(prefix="closure-verify-") as rootfs:
+        config = _unpack(image_path, rootfs).get("config") or {}
+        command = argv or tuple((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
+        if not command:
+            raise BadInput(f"{image_path}: no command given and the image has no Entrypoint or Cmd")
+        line = [bwrap, "--bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                "--unshare-all", "--die-with-parent", "--clearenv"]
+        if network == "host":
+            line.append("--share-net")
+        for item in config.get("Env") or []:
+            key, _, value = item.partition("=")
+            line += ["--setenv", key, value]
+        line += ["--chdir", config.get("WorkingDir") or "/"]
+        if config.get("User"):
+            ids = _user_ids(rootfs, config["User"])
+            if ids is None:
+                raise JobFailed(f"user {config['User']!r} is not in the image's /etc/passwd")
+            line += ["--unshare-user", "--uid", ids[0], "--gid", ids[1]]
+        line += ["--", *command]
+        r = _run(line, capture, timeout)
+        err = r.stderr or ""
+        if r.returncode != 0 and capture and err.startswith("bwrap:") and "execvp" not in err:
+            raise NoRuntime(f"bubblewrap cannot run here: {_tail(err)}")
+        if r.returncode != 0:
+            raise JobFailed(f"command failed in bubblewrap (exit {r.returncode}): "
+                            f"{shlex.join(command)}: {_tail(err)}")
+        return VerifyResult("bwrap", tuple(line), r.returncode, r.stdout or "", err)
