@@ -6,7 +6,7 @@ checked, so a bad --tz or an unreadable --ca-cert is a one-line BadInput before 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput

@@ -1,0 +1,709 @@
+"""Named probes: the logic recipes need, in Python, tested on real files.
+
+A recipe binds a probe's result to a name (`[probes] ssl = "openssl_dirs"`) and reads it in
+its templates. A probe gets a ProbeContext (the root, the closure so far, the trigger, the
+build options) plus the literal arguments the recipe gave, and returns plain data (dicts,
+lists, strings, None), sorted where order is not meaningful, so results compare equal
+across runs: the engine re-applies a recipe only when its probe results change.
+
+Probes read the root only through Root (never a host path), except python_paths and
+perl_inc, which run the interpreter with -c when the root is the host itself.
+"""
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+import logging
+import os
+import posixpath
+import re
+import stat
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..model import Closure
+from ..root import Root
+from .vars import RecipeVars
+
+log = logging.getLogger(__name__)
+
+PROBES: dict[str, Callable[..., Any]] = {}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What fired a recipe: the closure entry (or target) and which trigger rule matched."""
+
+    kind: str        # soname | path | program | interpreter | always
+    path: str        # image path of the entry (as the closure holds it)
+    name: str        # the base name matched (or the pattern for `always`)
+
+    @property
+    def dir(self) -> str:
+        return posixpath.dirname(self.path)
+
+    def to_context(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "name": self.name, "dir": self.dir}
+
+
+@dataclass
+class ProbeContext:
+    root: Root
+    closure: Closure
+    trigger: Hit
+    vars: RecipeVars
+    elf: Callable[[str], Any]   # resolved image path -> ElfInfo, or None when not ELF
+
+    def resolve(self, ipath: str) -> str | None:
+        r = self.root.try_resolve(ipath)
+        return r.path if r is not None else None
+
+    def find_entry(self, pattern: str) -> str | None:
+        """First closure entry (sorted) whose base name matches the glob, resolved."""
+        for path in sorted(self.closure.entries):
+            if fnmatch.fnmatchcase(posixpath.basename(path), pattern):
+                e = self.closure.entries[path]
+                if e.type == "file" and e.content is None:
+                    return e.source or path
+                if e.type == "symlink":
+                    real = self.resolve(path)
+                    if real is not None:
+                        return real
+        return None
+
+    def lib(self, pattern: str) -> str | None:
+        """The trigger itself when its base name matches, else the first such entry."""
+        if fnmatch.fnmatchcase(posixpath.basename(self.trigger.path), pattern):
+            real = self.resolve(self.trigger.path)
+            if real is not None:
+                return real
+        return self.find_entry(pattern)
+
+
+def probe(fn: Callable) -> Callable:
+    """Register fn under its own name."""
+    PROBES[fn.__name__] = fn
+    return fn
+
+
+def check_call(name: str, args: dict) -> None:
+    """ValueError/TypeError when the probe is unknown or would not accept args."""
+    fn = PROBES.get(name)
+    if fn is None:
+        raise ValueError(f"unknown probe '{name}' (known: {', '.join(sorted(PROBES))})")
+    try:
+        inspect.signature(fn).bind(None, **args)
+    except TypeError as e:
+        raise TypeError(f"probe '{name}': {e}") from None
+
+
+def run_probe(name: str, ctx: ProbeContext, args: dict) -> Any:
+    return PROBES[name](ctx, **args)
+
+
+# -- reading files inside the root -------------------------------------------------------------
+
+_BYTES_CACHE: dict[tuple, bytes] = {}
+
+
+def _file_bytes(root: Root, real: str) -> bytes | None:
+    """Whole-file bytes of a resolved image path, cached by (root, path, size, mtime)."""
+    st = root.lstat(real)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return None
+    key = (root.path, real, st.st_size, st.st_mtime_ns)
+    data = _BYTES_CACHE.get(key)
+    if data is None:
+        try:
+            with root.open(real) as f:
+                data = f.read()
+        except OSError:
+            return None
+        if len(_BYTES_CACHE) > 64:
+            _BYTES_CACHE.clear()
+        _BYTES_CACHE[key] = data
+    return data
+
+
+def cstrings(root: Root, real: str, pattern: bytes) -> list[str]:
+    """Every match of `pattern` (group 1) in a file's bytes, in file order, decoded."""
+    data = _file_bytes(root, real)
+    if data is None:
+        return []
+    return [m.group(1).decode("utf-8", "surrogateescape") for m in re.finditer(pattern, data)]
+
+
+def _read_text(root: Root, ipath: str) -> str | None:
+    r = root.try_resolve(ipath)
+    if r is None:
+        return None
+    data = _file_bytes(root, r.path)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _exists(root: Root, ipath: str) -> bool:
+    return root.try_resolve(ipath) is not None
+
+
+def _is_dir(root: Root, ipath: str) -> bool:
+    return root.is_dir(ipath)
+
+
+# -- generic ---------------------------------------------------------------------------------
+
+@probe
+def imports_any(ctx: ProbeContext, symbols, scope: str = "closure") -> list[str]:
+    """ELF objects in the closure (or only the targets, scope="targets") whose undefined
+    dynamic symbols include any of `symbols`. Sorted image paths; empty means none."""
+    if scope not in ("closure", "targets"):
+        raise ValueError(f"imports_any: scope must be 'closure' or 'targets', not {scope!r}")
+    wanted = frozenset(symbols)
+    if scope == "targets":
+        paths = [p for p in (ctx.resolve(t) for t in ctx.closure.targets) if p]
+    else:
+        paths = [e.source for e in ctx.closure.entries.values()
+                 if e.type == "file" and e.content is None and e.source]
+    out = []
+    for real in sorted(set(paths)):
+        info = ctx.elf(real)
+        if info is not None and wanted & info.imports:
+            out.append(real)
+    return out
+
+
+@probe
+def merged_usr_links(ctx: ProbeContext) -> list[str]:
+    """Top-level directory links of a merged-/usr root (/bin -> usr/bin, /lib64 -> ...)."""
+    out = []
+    for d in ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin"):
+        st = ctx.root.lstat(d)
+        if st is not None and stat.S_ISLNK(st.st_mode) and ctx.root.is_dir(d):
+            out.append(d)
+    return out
+
+
+# -- glibc -----------------------------------------------------------------------------------
+
+_GLIBC_VERSION = re.compile(rb"GNU C Library [^\n\0]*?release version (\d+)\.(\d+)")
+
+
+@probe
+def glibc(ctx: ProbeContext) -> dict | None:
+    """Facts compiled into libc.so.6: its version, the dirs it reads gconv modules, locales
+    and zone files from, and where libgcc_s.so.1 is (for pthread_cancel's unwinder)."""
+    libc = ctx.lib("libc.so.6")
+    if libc is None:
+        return None
+    data = _file_bytes(ctx.root, libc) or b""
+    m = _GLIBC_VERSION.search(data)
+    version = (int(m.group(1)), int(m.group(2))) if m else None
+    libdir = posixpath.dirname(libc)
+    gconv = _first_string(data, rb"\0(/[^\0]*/gconv)\0") or posixpath.join(libdir, "gconv")
+    locale = _first_string(data, rb"\0(/[^\0]*)/locale-archive\0") or "/usr/lib/locale"
+    zoneinfo = _first_string(data, rb"\0(/[^\0]*zoneinfo)\0") or "/usr/share/zoneinfo"
+    return {
+        "path": libc,
+        "version": f"{version[0]}.{version[1]}" if version else None,
+        # glibc 2.34 moved the files and dns NSS services into libc itself.
+        "nss_builtin": version is not None and version >= (2, 34),
+        "libdir": libdir,
+        "gconv_dir": gconv,
+        "locale_dir": locale,
+        "zoneinfo": zoneinfo,
+        "libgcc_s": _find_lib(ctx.root, "libgcc_s.so.1", libdir),
+    }
+
+
+def _first_string(data: bytes, pattern: bytes) -> str | None:
+    m = re.search(pattern, data)
+    return m.group(1).decode("utf-8", "surrogateescape") if m else None
+
+
+def _find_lib(root: Root, name: str, first_dir: str) -> str | None:
+    """A library next to libc first, then in the usual system dirs (spelled, not resolved)."""
+    dirs = [first_dir]
+    for d in ("/lib", "/usr/lib", "/lib64", "/usr/lib64"):
+        dirs.append(d)
+        for sub in root.listdir(d):
+            if sub.endswith("-linux-gnu") or sub.endswith("-linux-gnueabihf"):
+                dirs.append(posixpath.join(d, sub))
+    for d in dirs:
+        p = posixpath.join(d, name)
+        if root.is_file(p):
+            return p
+    return None
+
+
+_NSS_DEFAULT = (
+    ("passwd", "files"), ("group", "files"), ("shadow", "files"), ("gshadow", "files"),
+    ("hosts", "files dns"), ("networks", "files"), ("protocols", "files"),
+    ("services", "files"), ("ethers", "files"), ("rpc", "files"), ("netgroup", "files"),
+)
+
+
+@probe
+def nss_services(ctx: ProbeContext) -> dict | None:
+    """nsswitch.conf lines naming only services the image can load.
+
+    Available: `files` and `dns` when libc has them built in (glibc >= 2.34) or their
+    libnss_*.so.2 is in the closure; any other service whose libnss_NAME.so.2 is in the
+    closure; and --nss NAME services, whose modules are returned in `modules` to be added.
+    The root's own nsswitch.conf gives the databases and the order; a database left with
+    no service falls back to `files` (`files dns` for hosts)."""
+    g = glibc(ctx)
+    if g is None:
+        return None
+    available = set()
+    for path in ctx.closure.entries:
+        m = re.fullmatch(r"libnss_([a-z0-9_]+)\.so\.2", posixpath.basename(path))
+        if m:
+            available.add(m.group(1))
+    modules, missing = [], []
+    wanted = list(ctx.vars.nss)
+    if g["nss_builtin"]:
+        available |= {"files", "dns"}
+    else:
+        wanted += [s for s in ("files", "dns") if s not in wanted]
+    for svc in wanted:
+        lib = _find_lib(ctx.root, f"libnss_{svc}.so.2", g["libdir"])
+        if lib is None:
+            if svc not in available:
+                missing.append(svc)
+            continue
+        modules.append(lib)
+        available.add(svc)
+    text = _read_text(ctx.root, "/etc/nsswitch.conf")
+    dbs = _parse_nsswitch(text) if text else [(db, spec.split()) for db, spec in _NSS_DEFAULT]
+    lines, placed = [], set()
+    for db, tokens in dbs:
+        kept: list[str] = []
+        keep_action = False
+        for tok in tokens:
+            if tok.startswith("["):
+                if keep_action:
+                    kept.append(tok)
+                continue
+            keep_action = tok in available
+            if keep_action:
+                kept.append(tok)
+                placed.add(tok)
+        if not any(not t.startswith("[") for t in kept):
+            kept = ["files", "dns"] if db == "hosts" else ["files"]
+        lines.append([db, " ".join(kept)])
+    return {
+        "available": sorted(available),
+        "lines": lines,
+        "modules": sorted(set(modules)),
+        "missing": sorted(missing),
+        "unplaced": sorted(set(ctx.vars.nss) - placed - set(missing)),
+    }
+
+
+def _parse_nsswitch(text: str) -> list[tuple[str, list[str]]]:
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if ":" not in line:
+            continue
+        db, _, spec = line.partition(":")
+        db = db.strip()
+        if re.fullmatch(r"[a-z_]+", db):
+            # "[!UNAVAIL=return]" style actions may contain spaces: rejoin them.
+            out.append((db, re.findall(r"\[[^\]]*\]|[^\s\[]+", spec)))
+    return out
+
+
+# Users every image gets: root, nobody, and the distroless-style nonroot (65532).
+_USERS = (
+    {"name": "root", "uid": 0, "gid": 0, "gecos": "root", "home": "/root",
+     "shell": "/sbin/nologin"},
+    {"name": "nobody", "uid": 65534, "gid": 65534, "gecos": "nobody", "home": "/nonexistent",
+     "shell": "/sbin/nologin"},
+    {"name": "nonroot", "uid": 65532, "gid": 65532, "gecos": "nonroot", "home": "/home/nonroot",
+     "shell": "/sbin/nologin"},
+)
+_GROUPS = ({"name": "root", "gid": 0}, {"name": "nonroot", "gid": 65532},
+           {"name": "nogroup", "gid": 65534})
+
+
+@probe
+def image_users(ctx: ProbeContext) -> dict:
+    """The accounts written to /etc/passwd and /etc/group (no password hashes anywhere),
+    and `unknown` when --user names an account that is not among them."""
+    name = ctx.vars.user.split(":", 1)[0]
+    known = {u["name"] for u in _USERS}
+    return {
+        "users": [dict(u) for u in _USERS],
+        "groups": [dict(g) for g in _GROUPS],
+        "unknown": None if name.isdigit() or name in known else name,
+    }
+
+
+# gconv: charsets glibc's iconv loads from modules, not built in (UTF-8, UCS-2/4 and ASCII are).
+@probe
+def gconv_modules(ctx: ProbeContext, default=()) -> dict | None:
+    """The gconv config files (gconv-modules, gconv-modules.d/*.conf, the cache) and the
+    module files for `default` plus --gconv charsets, names resolved through the aliases in
+    the config. `all` set when --gconv all was given: take the whole directory."""
+    g = glibc(ctx)
+    if g is None:
+        return None
+    gdir = g["gconv_dir"]
+    if not _is_dir(ctx.root, gdir):
+        return {"dir": gdir, "all": False, "configs": [], "modules": [], "missing": []}
+    configs = []
+    if _exists(ctx.root, posixpath.join(gdir, "gconv-modules")):
+        configs.append(posixpath.join(gdir, "gconv-modules"))
+    confd = posixpath.join(gdir, "gconv-modules.d")
+    configs += [posixpath.join(confd, n) for n in ctx.root.listdir(confd) if n.endswith(".conf")]
+    if _exists(ctx.root, posixpath.join(gdir, "gconv-modules.cache")):
+        configs.append(posixpath.join(gdir, "gconv-modules.cache"))
+    want_all = "all" in ctx.vars.gconv
+    aliases: dict[str, str] = {}
+    modules: dict[str, set[str]] = {}
+    for conf in configs:
+        if conf.endswith(".cache"):
+            continue
+        for line in (_read_text(ctx.root, conf) or "").splitlines():
+            f = line.split("#", 1)[0].split()
+            if len(f) >= 3 and f[0] == "alias":
+                aliases.setdefault(f[1].upper(), f[2].upper())
+            elif len(f) >= 4 and f[0] == "module":
+                # Relative module names are relative to the gconv dir, for the files in
+                # gconv-modules.d too (glibc passes the path element, not the .d dir).
+                file = f[3] if f[3].startswith("/") else posixpath.join(gdir, f[3])
+                for cs in (f[1].upper(), f[2].upper()):
+                    if cs != "INTERNAL":
+                        modules.setdefault(cs, set()).add(file + ".so")
+    found, missing = set(), []
+    for name in list(default) + [n for n in ctx.vars.gconv if n != "all"]:
+        cs = name.upper().rstrip("/") + "//"
+        cs = aliases.get(cs, cs)
+        files = {f for f in modules.get(cs, ()) if ctx.root.is_file(f)}
+        if files:
+            found |= files
+        else:
+            missing.append(name)
+    return {"dir": gdir, "all": want_all, "configs": configs,
+            "modules": sorted(found), "missing": sorted(set(missing))}
+
+
+# -- locales, zones, terminfo ----------------------------------------------------------------
+
+def _locale_names(name: str) -> list[str]:
+    """The directory names glibc tries for a locale: as given, then with the codeset
+    normalised (lower case, letters and digits only: UTF-8 -> utf8)."""
+    out = [name]
+    m = re.fullmatch(r"([^.@]+)\.([^@]+)(@.+)?", name)
+    if m:
+        norm = re.sub(r"[^a-z0-9]", "", m.group(2).lower())
+        alt = f"{m.group(1)}.{norm}{m.group(3) or ''}"
+        if alt != name:
+            out.append(alt)
+    return out
+
+
+@probe
+def locale_data(ctx: ProbeContext, always=("C.UTF-8",)) -> dict:
+    """Locale directories for `always` plus --locale names. A locale found only inside
+    locale-archive makes the whole archive come along (`archive`), named in `archived`;
+    names found nowhere are in `missing`."""
+    g = glibc(ctx)
+    ldir = g["locale_dir"] if g else "/usr/lib/locale"
+    archive = posixpath.join(ldir, "locale-archive")
+    has_archive = ctx.root.is_file(archive)
+    dirs, archived, missing = [], [], []
+    for name in _dedup(list(always) + list(ctx.vars.locales)):
+        hit = next((posixpath.join(ldir, n) for n in _locale_names(name)
+                    if _is_dir(ctx.root, posixpath.join(ldir, n))), None)
+        if hit:
+            dirs.append(hit)
+        elif has_archive and name not in always:
+            archived.append(name)
+        elif name not in always:
+            missing.append(name)
+    alias = "/usr/share/locale/locale.alias"
+    return {
+        "dir": ldir,
+        "dirs": dirs,
+        "archive": archive if archived else None,
+        "archived": archived,
+        "missing": missing,
+        "alias": alias if _exists(ctx.root, alias) else None,
+    }
+
+
+@probe
+def tz_data(ctx: ProbeContext) -> dict:
+    """Zone files for --tz (also copied to /etc/localtime) and --tzdata (zones, areas, all)."""
+    g = glibc(ctx)
+    zdir = g["zoneinfo"] if g else "/usr/share/zoneinfo"
+    files, trees, missing = [], [], []
+    localtime = None
+    if ctx.vars.tz:
+        p = posixpath.join(zdir, ctx.vars.tz)
+        if ctx.root.is_file(p):
+            localtime = p
+            files.append(p)
+        else:
+            missing.append(ctx.vars.tz)
+    for z in ctx.vars.tzdata:
+        p = zdir if z == "all" else posixpath.join(zdir, z)
+        if ctx.root.is_dir(p):
+            trees.append(p)
+        elif ctx.root.is_file(p):
+            files.append(p)
+        else:
+            missing.append(z)
+    return {"dir": zdir, "localtime": localtime, "files": _dedup(files), "trees": _dedup(trees),
+            "missing": missing}
+
+
+_TERMINFO_DIRS = ("/etc/terminfo", "/lib/terminfo", "/usr/share/terminfo")
+
+
+@probe
+def terminfo(ctx: ProbeContext, names=()) -> dict:
+    """The compiled terminfo entry for each name, from the first directory of ncurses'
+    compiled-in search list (read from libtinfo/libncurses) that has it."""
+    lib = ctx.lib("libtinfo*.so*") or ctx.lib("libncurses*.so*")
+    dirs: list[str] = []
+    if lib is not None:
+        for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*terminfo(?::[^\0]*)?)\0"):
+            if ":" in s:
+                dirs = [d for d in s.split(":") if d.startswith("/")]
+                break
+    dirs = dirs or list(_TERMINFO_DIRS)
+    paths, missing = [], []
+    for name in names:
+        hit = next((p for p in (posixpath.join(d, name[0], name) for d in dirs)
+                    if ctx.root.is_file(p)), None)
+        if hit:
+            paths.append(hit)
+        else:
+            missing.append(name)
+    return {"dirs": dirs, "paths": paths, "missing": missing}
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+_OSSL_DIR = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\0]*)"')
+
+
+@probe
+def openssl_dirs(ctx: ProbeContext) -> dict | None:
+    """OPENSSLDIR, MODULESDIR and ENGINESDIR as compiled into libcrypto (the strings
+    `OpenSSL_version(OPENSSL_DIR)` & co. print), and the files OpenSSL reads there."""
+    lib = ctx.lib("libcrypto.so.*")
+    if lib is None:
+        return None
+    data = _file_bytes(ctx.root, lib) or b""
+    found: dict[str, str] = {}
+    for m in _OSSL_DIR.finditer(data):
+        found.setdefault(m.group(1).decode(), m.group(2).decode("utf-8", "surrogateescape"))
+    openssldir = found.get("OPENSSLDIR")
+    if not openssldir:
+        return None
+    cafile = posixpath.join(openssldir, "cert.pem")
+    return {
+        "lib": lib,
+        "openssldir": openssldir,
+        "modulesdir": found.get("MODULESDIR"),
+        "enginesdir": found.get("ENGINESDIR"),
+        "cafile": cafile,
+        "cnf": posixpath.join(openssldir, "openssl.cnf"),
+        "capath": posixpath.join(openssldir, "certs"),
+        "bundle": ctx.resolve(cafile),     # where cert.pem finally points, if it exists
+    }
+
+
+@probe
+def gnutls_trust_store(ctx: ProbeContext) -> dict | None:
+    """GnuTLS' default trust: the CA file compiled in (--with-default-trust-store-file) and
+    whether it uses p11-kit's trust module instead (a pkcs11: URL naming p11-kit-trust)."""
+    lib = ctx.lib("libgnutls.so.*")
+    if lib is None:
+        return None
+    files = [s for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*\.(?:crt|pem))\0")]
+    pkcs11 = [s for s in cstrings(ctx.root, lib, rb"\0(pkcs11:[^\0]+)\0") if "trust" in s]
+    config = [s for s in cstrings(ctx.root, lib, rb"\0(/etc/gnutls/[^\0]+)\0")]
+    return {
+        "lib": lib,
+        "files": _dedup(files),
+        "pkcs11": pkcs11[0] if pkcs11 else None,
+        "config": [c for c in _dedup(config) if _exists(ctx.root, c)],
+    }
+
+
+@probe
+def p11_kit_trust(ctx: ProbeContext) -> dict | None:
+    """p11-kit's trust module: its .module config, the module itself and the anchor files
+    it was built to read (--with-trust-paths, compiled into p11-kit-trust.so)."""
+    lib = ctx.lib("libp11-kit.so.*")
+    if lib is None:
+        return None
+    conf_dirs = [d for d in ("/usr/share/p11-kit/modules", "/etc/pkcs11/modules")
+                 if _is_dir(ctx.root, d)]
+    configs, modules, anchors = [], [], []
+    mod_dir = posixpath.join(posixpath.dirname(lib), "pkcs11")
+    for d in conf_dirs:
+        for name in ctx.root.listdir(d):
+            conf = posixpath.join(d, name)
+            text = _read_text(ctx.root, conf) or ""
+            m = re.search(r"^\s*module:\s*(\S+)", text, re.M)
+            if not m or "trust" not in m.group(1):
+                continue
+            configs.append(conf)
+            mod = m.group(1) if m.group(1).startswith("/") else posixpath.join(mod_dir, m.group(1))
+            real = ctx.resolve(mod)
+            if real is None:
+                continue
+            modules.append(mod)
+            for s in cstrings(ctx.root, real, rb"\0(/[^\0]*(?:\.crt|\.pem|ca-trust-source|anchors)[^\0]*)\0"):
+                anchors += [p for p in s.split(":") if p.startswith("/") and _exists(ctx.root, p)]
+    for conf in ("/etc/pkcs11/pkcs11.conf",):
+        if _exists(ctx.root, conf):
+            configs.append(conf)
+    return {"configs": configs, "modules": modules, "anchors": _dedup(anchors)}
+
+
+# -- interpreters ------------------------------------------------------------------------------
+
+_PY_VERSION = re.compile(r"python(\d+\.\d+)")
+_PY_CODE = (
+    "import json, site, sys, sysconfig\n"
+    "print(json.dumps({'version': '%d.%d' % sys.version_info[:2],"
+    " 'stdlib': sysconfig.get_path('stdlib'),"
+    " 'dynload': next((p for p in sys.path if p.endswith('lib-dynload')), None),"
+    " 'site': site.getsitepackages()}))\n"
+)
+
+
+@probe
+def python_paths(ctx: ProbeContext, run: bool = True) -> dict | None:
+    """The stdlib dir, lib-dynload and site dirs of the Python in the closure. On the host
+    root it asks the interpreter itself (-I -c); on any other root, or for an embedded
+    libpython, it derives them from the layout (version from the file name, then
+    PREFIX/lib/pythonX.Y holding os.py)."""
+    trig = ctx.trigger.path
+    real = ctx.resolve(trig)
+    if real is None:
+        return None
+    base = posixpath.basename(real)
+    is_lib = base.startswith("libpython")
+    if run and ctx.root.path == "/" and not is_lib:
+        asked = _run_python(ctx.root.host(real))
+        if asked is not None:
+            asked["site"] = [p for p in asked["site"] if _is_dir(ctx.root, p)]
+            asked["exe"] = real
+            return asked
+    return _python_layout(ctx, real, is_lib)
+
+
+def _run_python(exe: str) -> dict | None:
+    try:
+        out = subprocess.run([exe, "-I", "-c", _PY_CODE], capture_output=True, text=True,
+                             timeout=20, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+        if out.returncode != 0:
+            log.info("python_paths: %s exited %d: %s", exe, out.returncode, out.stderr.strip())
+            return None
+        d = json.loads(out.stdout.strip().splitlines()[-1])
+        if not isinstance(d, dict) or not isinstance(d.get("stdlib"), str):
+            return None
+        return {"version": d["version"], "stdlib": posixpath.normpath(d["stdlib"]),
+                "dynload": d.get("dynload"), "site": [posixpath.normpath(p) for p in d.get("site") or []]}
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        log.info("python_paths: cannot run %s: %s", exe, e)
+        return None
+
+
+def _python_layout(ctx: ProbeContext, real: str, is_lib: bool) -> dict | None:
+    root = ctx.root
+    m = _PY_VERSION.search(posixpath.basename(real)) or _PY_VERSION.search(ctx.trigger.name)
+    d = posixpath.dirname(real)
+    # bin/python3 -> PREFIX; lib/<triplet>/libpython or lib/libpython -> PREFIX
+    prefixes = [posixpath.dirname(d)] if not is_lib else [posixpath.dirname(d), posixpath.dirname(posixpath.dirname(d))]
+    versions = [m.group(1)] if m else []
+    if not versions:
+        for p in prefixes:
+            for lib in ("lib", "lib64"):
+                versions += sorted((n[len("python"):] for n in root.listdir(posixpath.join(p, lib))
+                                    if re.fullmatch(r"python\d+\.\d+", n)), reverse=True)
+    for ver in _dedup(versions):
+        for p in prefixes:
+            for lib in ("lib", "lib64"):
+                stdlib = posixpath.join(p, lib, f"python{ver}")
+                if root.is_file(posixpath.join(stdlib, "os.py")):
+                    dyn = posixpath.join(stdlib, "lib-dynload")
+                    site = [posixpath.join(p, "local", lib, f"python{ver}", "dist-packages"),
+                            posixpath.join(p, lib, "python3", "dist-packages"),
+                            posixpath.join(stdlib, "dist-packages"),
+                            posixpath.join(stdlib, "site-packages")]
+                    return {"version": ver, "stdlib": stdlib,
+                            "dynload": dyn if root.is_dir(dyn) else None,
+                            "site": [s for s in site if root.is_dir(s)], "exe": real}
+    return None
+
+
+@probe
+def perl_inc(ctx: ProbeContext, run: bool = True) -> dict | None:
+    """Perl's @INC: asked of perl itself on the host root, else the absolute perl library
+    dirs compiled into the perl binary / libperl, in the order they appear there."""
+    real = ctx.resolve(ctx.trigger.path)
+    if real is None:
+        return None
+    inc: list[str] = []
+    if run and ctx.root.path == "/" and not posixpath.basename(real).startswith("libperl"):
+        try:
+            out = subprocess.run([ctx.root.host(real), "-e", 'print join("\\0", @INC)'],
+                                 capture_output=True, timeout=20,
+                                 env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+            if out.returncode == 0:
+                inc = [p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0")
+                       if p.startswith(b"/")]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            log.info("perl_inc: cannot run %s: %s", real, e)
+    if not inc:
+        libperl = ctx.find_entry("libperl.so*")
+        for obj in (real, libperl):
+            if obj is None:
+                continue
+            for s in cstrings(ctx.root, obj, rb"\0(/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*)\0"):
+                if "/debug/" not in s and not s.endswith((".so", ".debug")):
+                    inc.append(s)
+    inc = [d for d in _dedup(inc) if _is_dir(ctx.root, d)]
+    return {"inc": inc, "exe": real} if inc else None
+
+
+@probe
+def perl_modules(ctx: ProbeContext, modules=()) -> dict | None:
+    """Files for Perl modules (`POSIX`, `Carp::Heavy`, or a file like `Config_heavy.pl`),
+    each from the first @INC dir holding it, plus the XS parts under auto/ (POSIX.so)."""
+    inc_info = perl_inc(ctx)
+    if inc_info is None:
+        return None
+    inc = inc_info["inc"]
+    files, missing = [], []
+    for mod in modules:
+        rel = mod if mod.endswith((".pm", ".pl")) else mod.replace("::", "/") + ".pm"
+        hit = next((posixpath.join(d, rel) for d in inc if ctx.root.is_file(posixpath.join(d, rel))), None)
+        if hit is None:
+            missing.append(mod)
+            continue
+        files.append(hit)
+        if rel.endswith(".pm"):
+            auto = "auto/" + rel[:-3]
+            adir = next((posixpath.join(d, auto) for d in inc if _is_dir(ctx.root, posixpath.join(d, auto))), None)
+            if adir:
+                files += [posixpath.join(adir, n) for n in ctx.root.listdir(adir)
+                          if ctx.root.is_file(posixpath.join(adir, n))]
+    return {"inc": inc, "files": _dedup(files), "missing": missing}
+
+
+def _dedup(values) -> list:
+    seen: dict = {}
+    for v in values:
+        seen.setdefault(v, None)
+    return list(seen)
