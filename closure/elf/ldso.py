@@ -19,6 +19,10 @@ from .platform import Platform, platform_for
 from .reader import ElfInfo, read_elf
 
 
+# musl's libc.so is also libpthread, librt, libm, libdl, libutil, libxnet.
+MUSL_BUILTIN = frozenset({"c", "pthread", "rt", "m", "dl", "util", "xnet"})
+
+
 @dataclass
 class Loaded:
     """One object in a process image: the path it was opened by and what it is."""
@@ -65,6 +69,7 @@ class Loader:
         self.cache = LdCache(root)
         self._elf: dict[str, ElfInfo | Exception] = {}
         self._subdirs: dict[tuple[str, Platform], tuple[str, ...]] = {}
+        self._musl: str | None = None
 
     # -- ELF reading (cached by resolved path) -------------------------------------------
     def elf(self, real: str) -> ElfInfo:
@@ -134,6 +139,11 @@ class Loader:
 
     @staticmethod
     def _already(name: str, objects: list[Loaded]) -> Loaded | None:
+        interp = next((o for o in objects if o.rule == "interp"), None)
+        if interp is not None and posixpath.basename(interp.spelled).startswith("ld-musl-"):
+            base = name.split(".so", 1)[0]
+            if name.startswith("lib") and ".so" in name and base[3:] in MUSL_BUILTIN:
+                return interp  # musl's libc answers for these names itself
         for o in objects:
             if name in o.names or o.info.soname == name:
                 o.names.add(name)
@@ -147,6 +157,8 @@ class Loader:
         return self._search(name, requester, main)
 
     def _search(self, name: str, requester: Loaded, main: Loaded):
+        if self.is_musl(main):
+            return self._search_musl(name, requester)
         tried: list[str] = []
         want = requester.info
         if "/" in name:
@@ -175,6 +187,55 @@ class Loader:
                 return found, tuple(tried)
         extra = self.cache.conf_dirs() if self.cache.from_conf else ()
         found = self._try_dirs(name, extra + plat.system_dirs, want, tried, plat, "default")
+        return found, tuple(tried)
+
+    # -- musl ---------------------------------------------------------------------------------
+    def is_musl(self, main: Loaded) -> bool:
+        if main.info.interp:
+            return posixpath.basename(main.info.interp).startswith("ld-musl-")
+        return bool(self._musl_loader())
+
+    def _musl_loader(self) -> str | None:
+        if self._musl is None:
+            names = [n for n in self.root.listdir("/lib") if n.startswith("ld-musl-") and ".so" in n]
+            self._musl = "/lib/" + names[0] if names else ""
+        return self._musl or None
+
+    def _musl_sys_path(self, interp: str | None) -> tuple[str, ...]:
+        """musl reads <prefix>/etc/ld-musl-ARCH.path (newline or colon separated), else
+        /lib:/usr/local/lib:/usr/lib."""
+        interp = interp or self._musl_loader() or "/lib/ld-musl-x86_64.so.1"
+        arch = posixpath.basename(interp)[len("ld-musl-"):].split(".so")[0]
+        prefix = posixpath.dirname(posixpath.dirname(interp)).rstrip("/")
+        conf = f"{prefix}/etc/ld-musl-{arch}.path"
+        if self.root.is_file(conf):
+            text = self.root.read_bytes(conf).decode("utf-8", "replace")
+            return tuple(d.strip() for d in text.replace("\n", ":").split(":") if d.strip())
+        return ("/lib", "/usr/local/lib", "/usr/lib")
+
+    def _search_musl(self, name: str, requester: Loaded):
+        """musl's order: LD_LIBRARY_PATH, then the rpath of the requester and of every object
+        up its chain (DT_RUNPATH replaces DT_RPATH; both inherited; only $ORIGIN expands),
+        then the system path."""
+        tried: list[str] = []
+        want = requester.info
+        plat = Platform("", "", (), ())
+        if "/" in name:
+            return self._try_file(name, want, tried, "path"), tuple(tried)
+        found = self._try_dirs(name, self.library_path, want, tried, plat, "library-path")
+        chain = requester
+        while found is None and chain is not None:
+            dirs = chain.info.runpath or chain.info.rpath
+            dirs = tuple(d.replace("${ORIGIN}", chain.origin).replace("$ORIGIN", chain.origin)
+                         for d in dirs if "$" not in d.replace("$ORIGIN", "").replace("${ORIGIN}", ""))
+            found = self._try_dirs(name, dirs, want, tried, plat, "rpath")
+            chain = chain.loader
+        if found is None:
+            root_main = requester
+            while root_main.loader is not None:
+                root_main = root_main.loader
+            sys_path = self._musl_sys_path(root_main.info.interp)
+            found = self._try_dirs(name, sys_path, want, tried, plat, "default")
         return found, tuple(tried)
 
     def _expand(self, dirs: tuple[str, ...], obj: Loaded, plat: Platform) -> tuple[str, ...]:
