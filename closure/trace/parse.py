@@ -36,7 +36,10 @@ class Access:
     depth: int = 0              # successful execs in this process's lineage so far
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None and v is not False}
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        if not self.write:
+            del d["write"]
+        return d
 
 
 # "PID  " (-f -o FILE) or "[pid  PID] " (-f to stderr), then an optional timestamp.
@@ -58,6 +61,11 @@ _RET = re.compile(
 # Argument tokens: a quoted string (maybe truncated "..."), a bracket or comma, or a run of
 # anything else (backslash escapes kept inside the run so an escaped quote stays put).
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?|[(){}\[\]<>,]|(?:[^"(){}\[\]<>,\\]|\\.)+|\\')
+# Fast paths for the usual shapes, "DIRFD[<dir>], "path", FLAGS" and ""path", FLAGS"; anything
+# else (nested -yy annotations, odd spacing) goes through split_args.
+_STR = r'"(?:[^"\\]|\\.)*"(?=,|\)|$)'
+_FAST_AT = re.compile(r"(AT_FDCWD|-?\d+)(<[^<>]*>)?, (" + _STR + r")(?:, ([^,)]+))?")
+_FAST_PATH = re.compile(r"(" + _STR + r")(?:, ([^,)]+))?")
 _ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{2})|([0-7]{1,3})|(.))", re.S)
 _SIMPLE_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f",
                    b"a": b"\a", b"b": b"\b", b"e": b"\x1b"}
@@ -268,7 +276,7 @@ def parse(lines: Iterable[str], cwd: str | None = "/") -> list[Access]:
         if ret == "?":
             continue
         kind, dir_i, path_i = spec
-        args = split_args(body[: r.start() + 1], m.end(), 3)
+        args = _fast_args(body, m.end(), dir_i, path_i) or split_args(body[: r.start() + 1], m.end(), 3)
         acc = _access(pid, name, kind, dir_i, path_i, args, body, p, ok, errno, ret_annot)
         if acc is None:
             continue
@@ -279,6 +287,18 @@ def parse(lines: Iterable[str], cwd: str | None = "/") -> list[Access]:
             acc = _replace_depth(acc, p.depth)
         out.append(acc)
     return out
+
+
+def _fast_args(body: str, start: int, dir_i: int | None, path_i: int | None) -> list[str] | None:
+    if path_i is None:
+        return None
+    if dir_i is None:
+        f = _FAST_PATH.match(body, start)
+        return None if f is None else [f.group(1), f.group(2) or ""]
+    f = _FAST_AT.match(body, start)
+    if f is None:
+        return None
+    return [f.group(1) + (f.group(2) or ""), f.group(3), f.group(4) or ""]
 
 
 def _replace_depth(acc: Access, depth: int) -> Access:
