@@ -193,7 +193,13 @@ class Loader:
     def is_musl(self, main: Loaded) -> bool:
         if main.info.interp:
             return posixpath.basename(main.info.interp).startswith("ld-musl-")
-        return bool(self._musl_loader())
+        # A library walked on its own: its libc tells (a glibc host may carry musl too).
+        needed = main.info.needed
+        if any(n.startswith("libc.musl-") or n == "libc.so" for n in needed):
+            return True
+        if "libc.so.6" in needed:
+            return False
+        return bool(self._musl_loader()) and not self.root.is_file("/etc/ld.so.cache")
 
     def _musl_loader(self) -> str | None:
         if self._musl is None:
