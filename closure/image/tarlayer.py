@@ -176,8 +176,11 @@ class TarStream:
         if item.content is not None:
             self._put(item.content)
         else:
-            with root.open(item.source) as f:
-                self._copy(f, item)
+            try:
+                with root.open(item.source) as f:
+                    self._copy(f, item)
+            except OSError as e:
+                raise BadInput(f"cannot read {item.source} for {item.path}: {e.strerror}") from None
         self._put(_padding(item.size))
         self.done += item.size
         if self._progress:
@@ -213,13 +216,15 @@ class _CompressingSink:
         self._buf = bytearray()
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
+        self._aborted = False   # set on the way out: queued blocks are dropped, not compressed
         self._thread = threading.Thread(target=self._run, name="layer-compress", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             while (block := self._queue.get()) is not None:
-                self._out.write(self._compressor.compress(block))
+                if not self._aborted:
+                    self._out.write(self._compressor.compress(block))
             self._out.write(self._compressor.flush())
         except BaseException as e:  # handed to the producer, which re-raises it
             self._error = e
@@ -256,6 +261,7 @@ class _CompressingSink:
 
     def abort(self) -> None:
         if self._thread.is_alive():
+            self._aborted = True
             self._stop()
 
 
