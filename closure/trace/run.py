@@ -137,12 +137,14 @@ def command_argv(cmd: str | Sequence[str]) -> list[str]:
 def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: bool = False,
               timeout: float | None = None, env: Mapping[str, str] | None = None,
               cwd: str | None = None, wrapper: Sequence[str] = (),
-              path_map: Sequence[tuple[str, str]] = (), stdin=subprocess.DEVNULL,
-              strace: str | None = None, keep_log: str | None = None) -> TraceResult:
+              wrapper_execs: int = 1, path_map: Sequence[tuple[str, str]] = (),
+              stdin=subprocess.DEVNULL, strace: str | None = None,
+              keep_log: str | None = None) -> TraceResult:
     """Run cmd under strace; return its status, output tails and accesses.
 
     wrapper: an argv prefix the command runs under (e.g. bwrap ... --); accesses made by
-      the wrapper itself, before it execs the command, are left out.
+      the wrapper itself, before it execs the command, are left out. wrapper_execs is how
+      many execs the wrapper makes before the command's own (1 for bwrap; 2 for env bwrap).
     path_map: (seen prefix, image prefix) pairs rewriting paths as the tracer saw them into
       image paths; a Root other than / adds (root.path, "/") so host paths under it map too.
     failed: also keep failed calls that said ENOENT (for what-is-missing analysis).
@@ -187,8 +189,9 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
             accesses = []
         if keep_log and os.path.exists(log):
             _copy_atomically(log, keep_log)
-    # The wrapper is exec #1 of its lineage (strace execs it); the command comes next.
-    depth = 1 if prefix else 0
+    # Execs are counted per process lineage: strace execs the wrapper (and the wrapper may
+    # exec itself onwards); the command's own exec is the next one.
+    depth = wrapper_execs if prefix else 0
     started = any(a.kind == "exec" and a.ok and a.depth == depth + 1 for a in accesses)
     if not started and not timed_out:
         lines = list(messages) or stderr.strip().splitlines()[-1:] or [f"exit status {rc}"]
