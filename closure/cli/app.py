@@ -34,9 +34,9 @@ def _root(
 
 
 # One module per command; each defines register(app).
-from . import analyze, trace  # noqa: E402
+from . import analyze, explain, recipes, trace  # noqa: E402
 
-for _module in (analyze, trace):
+for _module in (analyze, explain, recipes, trace):
     _module.register(app)
 
 

@@ -200,9 +200,9 @@ def glibc(ctx: ProbeContext) -> dict | None:
     m = _GLIBC_VERSION.search(data)
     version = (int(m.group(1)), int(m.group(2))) if m else None
     libdir = posixpath.dirname(libc)
-    gconv = _first_string(data, rb"\0(/[^\0]*/gconv)\0") or posixpath.join(libdir, "gconv")
+    gconv = _first_string(data, rb"\0(/[^\0]*/gconv)(?=\0)") or posixpath.join(libdir, "gconv")
     locale = _first_string(data, rb"\0(/[^\0]*)/locale-archive\0") or "/usr/lib/locale"
-    zoneinfo = _first_string(data, rb"\0(/[^\0]*zoneinfo)\0") or "/usr/share/zoneinfo"
+    zoneinfo = _first_string(data, rb"\0(/[^\0]*zoneinfo)(?=\0)") or "/usr/share/zoneinfo"
     return {
         "path": libc,
         "version": f"{version[0]}.{version[1]}" if version else None,
@@ -471,7 +471,7 @@ def terminfo(ctx: ProbeContext, names=()) -> dict:
     lib = ctx.lib("libtinfo*.so*") or ctx.lib("libncurses*.so*")
     dirs: list[str] = []
     if lib is not None:
-        for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*terminfo(?::[^\0]*)?)\0"):
+        for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*terminfo(?::[^\0]*)?)(?=\0)"):
             if ":" in s:
                 dirs = [d for d in s.split(":") if d.startswith("/")]
                 break
@@ -526,9 +526,9 @@ def gnutls_trust_store(ctx: ProbeContext) -> dict | None:
     lib = ctx.lib("libgnutls.so.*")
     if lib is None:
         return None
-    files = [s for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*\.(?:crt|pem))\0")]
-    pkcs11 = [s for s in cstrings(ctx.root, lib, rb"\0(pkcs11:[^\0]+)\0") if "trust" in s]
-    config = [s for s in cstrings(ctx.root, lib, rb"\0(/etc/gnutls/[^\0]+)\0")]
+    files = [s for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*\.(?:crt|pem))(?=\0)")]
+    pkcs11 = [s for s in cstrings(ctx.root, lib, rb"\0(pkcs11:[^\0]+)(?=\0)") if "trust" in s]
+    config = [s for s in cstrings(ctx.root, lib, rb"\0(/etc/gnutls/[^\0]+)(?=\0)")]
     return {
         "lib": lib,
         "files": _dedup(files),
@@ -561,7 +561,7 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
             if real is None:
                 continue
             modules.append(mod)
-            for s in cstrings(ctx.root, real, rb"\0(/[^\0]*(?:\.crt|\.pem|ca-trust-source|anchors)[^\0]*)\0"):
+            for s in cstrings(ctx.root, real, rb"\0(/[^\0]*(?:\.crt|\.pem|ca-trust-source|anchors)[^\0]*)(?=\0)"):
                 anchors += [p for p in s.split(":") if p.startswith("/") and _exists(ctx.root, p)]
     for conf in ("/etc/pkcs11/pkcs11.conf",):
         if _exists(ctx.root, conf):
@@ -670,7 +670,7 @@ def perl_inc(ctx: ProbeContext, run: bool = True) -> dict | None:
         for obj in (real, libperl):
             if obj is None:
                 continue
-            for s in cstrings(ctx.root, obj, rb"\0(/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*)\0"):
+            for s in cstrings(ctx.root, obj, rb"\0(/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*)(?=\0)"):
                 if "/debug/" not in s and not s.endswith((".so", ".debug")):
                     inc.append(s)
     inc = [d for d in _dedup(inc) if _is_dir(ctx.root, d)]

@@ -1,0 +1,79 @@
+"""`closure explain TARGET PATH`: the chain of reasons that put PATH in the closure."""
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+
+from . import options as o
+from . import recipe_options as ro
+
+EXAMPLES = """
+Examples:
+
+  closure explain /usr/bin/curl /etc/ssl/certs/ca-certificates.crt
+
+  closure explain curl /lib/x86_64-linux-gnu/libssl.so.3 --json
+
+  closure analyze curl --json > plan.json && closure explain curl /etc/passwd --plan plan.json
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Show why PATH is in TARGET's closure: each step from the target down "
+                      "(needed library, recipe, link...). Exit 1 when PATH is not in it." + EXAMPLES)
+    def explain(
+        target: str = typer.Argument(..., help="The program (path, or name on the root's PATH)."),
+        path: str = typer.Argument(..., help="The image path to explain."),
+        plan: Optional[str] = typer.Option(None, "--plan", metavar="JSON",
+                                           help="Read the closure from `closure analyze --json` output instead of computing it."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+        root: str = o.RootOpt,
+        library_path: Optional[List[str]] = o.LibraryPathOpt,
+        no_dlopen_scan: bool = o.NoDlopenScanOpt,
+        no_recipes: bool = o.NoRecipesOpt,
+        recipe_dirs: Optional[List[str]] = o.RecipesDirOpt,
+        ca_cert: Optional[List[str]] = ro.CaCertOpt,
+        locale: Optional[List[str]] = ro.LocaleOpt,
+        tz: Optional[str] = ro.TzOpt,
+        tzdata: Optional[List[str]] = ro.TzdataOpt,
+        gconv: Optional[List[str]] = ro.GconvOpt,
+        nss: Optional[List[str]] = ro.NssOpt,
+        pycache: bool = ro.PycacheOpt,
+    ) -> None:
+        from ..errors import BadInput
+        from ..explain import explain as explain_path
+        from ..model import Closure
+
+        if plan is not None:
+            try:
+                with open(plan, encoding="utf-8") as f:
+                    closure = Closure.from_json(json.load(f))
+            except FileNotFoundError:
+                raise BadInput(f"--plan {plan}: no such file") from None
+            except (ValueError, KeyError, TypeError) as e:
+                raise BadInput(f"--plan {plan}: not an analysis document ({e})") from None
+        else:
+            from ..collect import Options, collect
+            from ..root import Root
+            rvars = ro.recipe_vars(ca_cert=ca_cert, locale=locale, tz=tz, tzdata=tzdata,
+                                   gconv=gconv, nss=nss, pycache=pycache)
+            opts = Options(root=Root(root), library_path=o.split_library_path(library_path),
+                           dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
+                           recipe_dirs=tuple(recipe_dirs or ()), recipe_vars=rvars)
+            closure = collect([target], opts)
+        result = explain_path(closure, target if plan is not None else closure.targets[0], path)
+        if result is None:
+            if as_json:
+                typer.echo(json.dumps({"target": target, "path": path, "in_closure": False}, indent=2))
+            typer.echo(f"closure: {path} is not in the closure of {target}", err=True)
+            raise typer.Exit(1)
+        if as_json:
+            doc = {"in_closure": True, **result.to_json()}
+            typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+            return
+        for line in result.lines():
+            typer.echo(line)
+        if not result.from_target:
+            typer.echo(f"({path} is in the closure, but not through {result.target})")
