@@ -64,18 +64,20 @@ def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: 
         raise BadInput(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
     argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd or ())
     image_path = os.path.abspath(image_path)
-    with ImageSource(image_path):   # fails early, as BadInput, on a path that is no image
-        pass
+    with ImageSource(image_path) as src:   # BadInput, early, for a path that is no image
+        rootfs = not src.is_archive and not src.exists("index.json") and not src.exists("manifest.json")
+    if rootfs and not argv:
+        raise BadInput(f"{image_path} is a rootfs directory (no image config): give the command to run")
     reasons = []
     if runtime in ("auto", "podman"):
         try:
-            return _podman(image_path, argv, tuple(podman_flags), network, capture, timeout)
+            return _podman(image_path, rootfs, argv, tuple(podman_flags), network, capture, timeout)
         except NoRuntime as e:
             if runtime == "podman":
                 raise
             reasons.append(str(e))
     try:
-        return _bwrap(image_path, argv, network, capture, timeout)
+        return _bwrap(image_path, rootfs, argv, network, capture, timeout)
     except NoRuntime as e:
         reasons.append(str(e))
         raise NoRuntime("; ".join(reasons)) from None
@@ -87,6 +89,13 @@ def _run(argv: Sequence[str], capture: bool = True, timeout: float | None = None
                               capture_output=capture, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise JobFailed(f"timed out after {timeout:g} s: {shlex.join(argv)}") from None
+
+
+def _failed(message: str, result: VerifyResult) -> JobFailed:
+    """JobFailed carrying the run, so a caller can still show the command's output."""
+    err = JobFailed(message)
+    err.result = result
+    return err
 
 
 def _tail(text: str | None) -> str:
@@ -160,8 +169,8 @@ def runtime_trouble(returncode: int, stderr: str) -> bool:
             and bool(_RUNTIME_TROUBLE.search(stderr or "")))
 
 
-def _podman(image_path: str, argv: tuple[str, ...], extra: tuple[str, ...], network: str,
-            capture: bool, timeout: float | None) -> VerifyResult:
+def _podman(image_path: str, rootfs: bool, argv: tuple[str, ...], extra: tuple[str, ...],
+            network: str, capture: bool, timeout: float | None) -> VerifyResult:
     podman = shutil.which("podman")
     if podman is None:
         raise NoRuntime("podman is not installed")
@@ -169,38 +178,47 @@ def _podman(image_path: str, argv: tuple[str, ...], extra: tuple[str, ...], netw
     if version_run.returncode != 0:
         raise NoRuntime(f"podman does not work: {_tail(version_run.stderr)}")
     version = version_run.stdout.strip()
+    if rootfs:
+        return _podman_run(podman, version, ["--rootfs", image_path, *argv], argv, extra, network,
+                           capture, timeout)
 
     ref, image_id = _image_ref(image_path)
     names_before = _names(podman, image_id)
-    pulled = _run([podman, "pull", "-q", ref], timeout=timeout)
     try:
+        pulled = _run([podman, "pull", "-q", ref], timeout=timeout)
         if pulled.returncode != 0:
             raise JobFailed(f"podman could not load {image_path}: {_tail(pulled.stderr)}")
         run_tail = ["--entrypoint", json.dumps(list(argv))] if argv else []
-        run_tail += [image_id]
-        if FLAGS_ENV in os.environ:
-            candidates = (tuple(shlex.split(os.environ[FLAGS_ENV])),)
-        else:
-            cached = _cached_flags(version)
-            candidates = ((cached,) if cached is not None else ()) + tuple(
-                f for f in CANDIDATE_FLAGS if f != cached)
-        last = None
-        for flags in candidates:
-            cmdline = [podman, "run", "--rm", f"--network={network}", *flags, *extra, *run_tail]
-            last = _run(cmdline, capture, timeout)
-            if capture and runtime_trouble(last.returncode, last.stderr):
-                log.info("podman flags %s failed here: %s", flags or "(none)", _tail(last.stderr))
-                continue
-            if FLAGS_ENV not in os.environ and (last.returncode not in _PODMAN_CODES or not capture):
-                _remember_flags(version, flags)
-            result = VerifyResult("podman", tuple(cmdline), last.returncode, last.stdout or "", last.stderr or "")
-            if last.returncode != 0:
-                raise JobFailed(f"command failed in podman (exit {last.returncode}): "
-                                f"{shlex.join(argv) or 'the image entrypoint'}: {_tail(last.stderr)}")
-            return result
-        raise NoRuntime(f"podman cannot start containers here: {_tail(last.stderr if last else '')}")
+        return _podman_run(podman, version, run_tail + [image_id], argv, extra, network, capture, timeout)
     finally:
         _podman_cleanup(podman, image_id, names_before)
+
+
+def _podman_run(podman: str, version: str, run_tail: list[str], argv: tuple[str, ...],
+                extra: tuple[str, ...], network: str, capture: bool,
+                timeout: float | None) -> VerifyResult:
+    """podman run with the first flag set that gets past the runtime on this host."""
+    if FLAGS_ENV in os.environ:
+        candidates = (tuple(shlex.split(os.environ[FLAGS_ENV])),)
+    else:
+        cached = _cached_flags(version)
+        candidates = ((cached,) if cached is not None else ()) + tuple(
+            f for f in CANDIDATE_FLAGS if f != cached)
+    last = None
+    for flags in candidates:
+        cmdline = [podman, "run", "--rm", f"--network={network}", *flags, *extra, *run_tail]
+        last = _run(cmdline, capture, timeout)
+        if capture and runtime_trouble(last.returncode, last.stderr):
+            log.info("podman flags %s failed here: %s", flags or "(none)", _tail(last.stderr))
+            continue
+        if FLAGS_ENV not in os.environ and (last.returncode not in _PODMAN_CODES or not capture):
+            _remember_flags(version, flags)
+        result = VerifyResult("podman", tuple(cmdline), last.returncode, last.stdout or "", last.stderr or "")
+        if last.returncode != 0:
+            raise _failed(f"command failed in podman (exit {last.returncode}): "
+                          f"{shlex.join(argv) or 'the image entrypoint'}: {_tail(last.stderr)}", result)
+        return result
+    raise NoRuntime(f"podman cannot start containers here: {_tail(last.stderr if last else '')}")
 
 
 def _podman_cleanup(podman: str, image_id: str, names_before: set[str] | None) -> None:
@@ -278,13 +296,14 @@ def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
     return uid, gid or uid
 
 
-def _bwrap(image_path: str, argv: tuple[str, ...], network: str, capture: bool,
+def _bwrap(image_path: str, is_rootfs: bool, argv: tuple[str, ...], network: str, capture: bool,
            timeout: float | None) -> VerifyResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise NoRuntime("bubblewrap (bwrap) is not installed")
-    with tempfile.TemporaryDirectory(prefix="closure-verify-") as rootfs:
-        config = _unpack(image_path, rootfs).get("config") or {}
+    with tempfile.TemporaryDirectory(prefix="closure-verify-") as unpacked:
+        rootfs = image_path if is_rootfs else unpacked
+        config = {} if is_rootfs else _unpack(image_path, rootfs).get("config") or {}
         command = argv or tuple((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
         if not command:
             raise BadInput(f"{image_path}: no command given and the image has no Entrypoint or Cmd")
@@ -306,7 +325,8 @@ def _bwrap(image_path: str, argv: tuple[str, ...], network: str, capture: bool,
         err = r.stderr or ""
         if r.returncode != 0 and capture and err.startswith("bwrap:") and "execvp" not in err:
             raise NoRuntime(f"bubblewrap cannot run here: {_tail(err)}")
+        result = VerifyResult("bwrap", tuple(line), r.returncode, r.stdout or "", err)
         if r.returncode != 0:
-            raise JobFailed(f"command failed in bubblewrap (exit {r.returncode}): "
-                            f"{shlex.join(command)}: {_tail(err)}")
-        return VerifyResult("bwrap", tuple(line), r.returncode, r.stdout or "", err)
+            raise _failed(f"command failed in bubblewrap (exit {r.returncode}): "
+                          f"{shlex.join(command)}: {_tail(err)}", result)
+        return result

@@ -6,7 +6,7 @@ path), streams the layer, writes config and manifests, and publishes atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import BadInput
@@ -21,7 +21,7 @@ from .oci import MT_LAYER, Descriptor, blob_path
 from .oci_layout import write_layout
 from .reference import check_name, check_tag, default_name
 from .rootfs import write_rootfs
-from .tarlayer import LayerDigests, Progress, plan_layer, write_layer
+from .tarlayer import LayerDigests, plan_layer, write_layer
 
 FORMATS = ("oci", "oci-archive", "rootfs", "rootfs-tar")
 DIR_FORMATS = frozenset({"oci", "rootfs"})
@@ -84,19 +84,35 @@ def infer_format(out_path: str) -> str:
                    f"use a directory, a .tar name, or --format {'|'.join(FORMATS)}")
 
 
-def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions = ImageOptions(),
-                progress: Progress | None = None) -> BuildResult:
+def check_request(out_path: str, opts: ImageOptions) -> tuple[str, Compression]:
+    """Every check on the output and options that needs no analysis, so a bad -o or flag
+    fails before any work: returns (format, compression)."""
     fmt = opts.format or infer_format(out_path)
     if fmt not in FORMATS:
         raise BadInput(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     comp = make_compression("none" if fmt == "rootfs" else opts.compression
                             or ("none" if fmt == "rootfs-tar" else "gzip"), opts.level)
-    name = check_name(opts.name) if opts.name else default_name(closure.targets)
-    tag = check_tag(opts.tag)
+    if opts.name:
+        check_name(opts.name)
+    check_tag(opts.tag)
+    image_env({}, opts.env)
+    source_date_epoch()
+    atomic.check_destination(out_path, fmt in DIR_FORMATS, opts.force)
+    return fmt, comp
+
+
+def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions = ImageOptions(),
+                progress: Callable[[int, int], None] | None = None) -> BuildResult:
+    """Write the closure as an image (or rootfs) at out_path, atomically. progress, if
+    given, is called with (content bytes written, content bytes in all) as files go by."""
+    fmt, comp = check_request(out_path, opts)
+    name = opts.name or default_name(closure.targets)
+    tag = opts.tag
     mtime = source_date_epoch()
     env = image_env(closure.env, opts.env)
-    atomic.check_destination(out_path, fmt in DIR_FORMATS, opts.force)
     plan = plan_layer(closure, root, keep_setuid=opts.keep_setuid, excludes=opts.excludes)
+    total = plan.content_bytes
+    on_bytes = (lambda done: progress(done, total)) if progress is not None else None
 
     result = dict(path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
                   files=plan.file_count, entries=len(plan.items), content_bytes=plan.content_bytes,
@@ -105,17 +121,17 @@ def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions 
         staged = os.path.join(stage, "out")
         if fmt == "rootfs":
             os.mkdir(staged)
-            write_rootfs(plan, root, staged, mtime=mtime, progress=progress)
+            write_rootfs(plan, root, staged, mtime=mtime, progress=on_bytes)
             digests = LayerDigests("", "", 0, 0)
         elif fmt == "rootfs-tar":
             with open(staged, "wb") as f:
-                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=progress)
+                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=on_bytes)
         else:
             layout = staged if fmt == "oci" else os.path.join(stage, "layout")
             os.makedirs(os.path.join(layout, "blobs", "sha256"))
             partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
             with open(partial, "wb") as f:
-                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=progress)
+                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=on_bytes)
             layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
             os.rename(partial, blob_path(layout, layer.digest))
             created = rfc3339(mtime)

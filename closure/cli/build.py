@@ -1,0 +1,224 @@
+"""`closure build`: targets (or a spec file) -> a deterministic image, archive or rootfs."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import List, Optional
+
+import typer
+
+from . import options as o
+from . import recipe_options as ro
+
+EXAMPLES = """
+
+Examples:
+
+  closure build /usr/bin/curl -o curl.oci                 # OCI layout directory
+
+  closure build /usr/bin/curl -o curl.tar && podman load -i curl.tar   # OCI + docker archive
+
+  closure build curl -o c.tar -t tools/curl:8 --compression zstd --cmd '--version'
+
+  closure build -f sample_images/curl/closure.toml        # a spec file; flags override it
+
+  closure build /usr/bin/curl -o fs --format rootfs --verify 'curl --version'
+
+The output format follows -o: a directory, a name with no extension or '.oci' gives an OCI
+layout; '*.tar' gives one archive that podman/skopeo read as OCI and docker as docker-archive.
+SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same digest.
+"""
+
+# The CLI flags a spec may also set, with the value meaning "not given on the command line".
+_UNSET = (None, False, [])
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Build an image holding exactly what TARGETs need." + EXAMPLES)
+    def build(
+        targets: Optional[List[str]] = typer.Argument(None, help="Programs or scripts; the first is the entrypoint."),
+        output: Optional[str] = typer.Option(None, "--output", "-o", help="Where to write the image."),
+        spec: Optional[str] = typer.Option(None, "--file", "-f", help="A closure.toml spec: option names as keys."),
+        format: Optional[str] = typer.Option(None, "--format", help="oci | oci-archive | rootfs | rootfs-tar (default: from -o)."),
+        tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name (default: the first target's name, tag latest)."),
+        compression: Optional[str] = typer.Option(None, "--compression", help="gzip (default) | zstd | none."),
+        level: Optional[int] = typer.Option(None, "--level", help="Compression level (gzip 0-9, default 1; zstd -7..22, default 3)."),
+        entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Entrypoint, shell-style ('' for none; default: the first target)."),
+        cmd: Optional[str] = typer.Option(None, "--cmd", help="Cmd: default arguments, shell-style."),
+        env: Optional[List[str]] = typer.Option(None, "--env", "-e", metavar="K=V", help="Environment variable (repeatable)."),
+        user: Optional[str] = typer.Option(None, "--user", help="User to run as (name or uid[:gid]); recipes add it to /etc/passwd."),
+        workdir: Optional[str] = typer.Option(None, "--workdir", help="Working directory."),
+        label: Optional[List[str]] = typer.Option(None, "--label", metavar="K=V", help="Image label (repeatable)."),
+        include: Optional[List[str]] = typer.Option(None, "--include", metavar="SRC[:DEST]", help="Add a file or tree from the root, optionally at another path (repeatable)."),
+        exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Leave out paths matching GLOB and everything below them (repeatable)."),
+        root: Optional[str] = typer.Option(None, "--root", help="Take files from this directory instead of / (a sysroot, an unpacked image)."),
+        keep_setuid: bool = typer.Option(False, "--keep-setuid", help="Keep setuid/setgid bits (stripped by default)."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
+        library_path: Optional[List[str]] = o.LibraryPathOpt,
+        no_dlopen_scan: bool = o.NoDlopenScanOpt,
+        no_recipes: bool = o.NoRecipesOpt,
+        recipes: Optional[List[str]] = o.RecipesDirOpt,
+        probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run CMD under strace and add what it touched (repeatable)."),
+        ca_cert: Optional[List[str]] = ro.CaCertOpt,
+        locale: Optional[List[str]] = ro.LocaleOpt,
+        tz: Optional[str] = ro.TzOpt,
+        tzdata: Optional[List[str]] = ro.TzdataOpt,
+        gconv: Optional[List[str]] = ro.GconvOpt,
+        nss: Optional[List[str]] = ro.NssOpt,
+        pycache: bool = ro.PycacheOpt,
+        verify: Optional[str] = typer.Option(None, "--verify", metavar="CMD", help="Run CMD in the built image (podman, else bubblewrap); fail if it fails."),
+        as_json: bool = typer.Option(False, "--json", help="Print the build summary as one JSON document."),
+    ) -> None:
+        given = {k: v for k, v in locals().items() if k not in ("spec", "as_json") and v not in _UNSET}
+        values = {}
+        if spec is not None:
+            from ..spec import load_spec
+            values = load_spec(spec)
+            values.pop("smoke", None)
+        values.update(given)   # the command line overrides the spec
+        run_build(values, as_json=as_json)
+
+
+def _split_include(value: str) -> tuple[str, str]:
+    from ..errors import BadInput
+    src, sep, dest = value.partition(":")
+    dest = dest if sep else src
+    if not src.startswith("/") or not dest.startswith("/"):
+        raise BadInput(f"--include {value!r}: give absolute paths, SRC or SRC:DEST")
+    return src, dest
+
+
+def _argv(value) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(shlex.split(value)) if isinstance(value, str) else tuple(value)
+
+
+def _labels(items) -> dict[str, str]:
+    from ..errors import BadInput
+    labels = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise BadInput(f"--label wants KEY=VALUE, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def run_build(v: dict, *, as_json: bool = False) -> None:
+    from ..collect import Options, collect
+    from ..errors import BadInput
+    from ..image import ImageOptions, check_request, write_image
+    from ..image.reference import parse_reference
+    from ..root import Root
+
+    targets = list(v.get("targets") or ())
+    if not targets:
+        raise BadInput("nothing to build: give TARGET programs (or 'targets' in the spec)")
+    out = v.get("output")
+    if not out:
+        raise BadInput("no output: give -o OUT (or 'output' in the spec)")
+    name, tag = parse_reference(v["tag"]) if v.get("tag") else (None, "latest")
+    user = v.get("user")
+    image_opts = ImageOptions(
+        format=v.get("format"), compression=v.get("compression"), level=v.get("level"),
+        name=name, tag=tag, entrypoint=_argv(v.get("entrypoint")), cmd=_argv(v.get("cmd")),
+        env=tuple(v.get("env") or ()), user=user, workdir=v.get("workdir"),
+        labels=_labels(v.get("label")), keep_setuid=bool(v.get("keep_setuid")),
+        excludes=tuple(v.get("exclude") or ()), force=bool(v.get("force")))
+    check_request(out, image_opts)   # a bad -o or flag fails before any analysis
+
+    recipe_vars = ro.recipe_vars(
+        user=user, ca_cert=v.get("ca_cert"), locale=v.get("locale"), tz=v.get("tz"),
+        tzdata=v.get("tzdata"), gconv=v.get("gconv"), nss=v.get("nss"), pycache=bool(v.get("pycache")))
+    root = Root(v.get("root") or "/")
+    collect_opts = Options(
+        root=root, library_path=o.split_library_path(v.get("library_path")),
+        dlopen_scan=not v.get("no_dlopen_scan"), recipes=not v.get("no_recipes"),
+        recipe_dirs=tuple(v.get("recipes") or ()), recipe_vars=recipe_vars,
+        probes=tuple(v.get("probe") or ()),
+        includes=tuple(_split_include(i) for i in v.get("include") or ()),
+        excludes=tuple(v.get("exclude") or ()))
+    closure = collect(targets, collect_opts)
+    for w in closure.warnings:
+        typer.echo(f"closure: warning: {w}", err=True)
+
+    with _LayerProgress(enabled=not as_json) as progress:
+        result = write_image(closure, root, out, image_opts, progress=progress.update)
+
+    verified = None
+    if v.get("verify"):
+        from ..verify import verify
+        verified = verify(out, v["verify"])
+    if as_json:
+        doc = result.to_json()
+        doc["warnings"] = list(closure.warnings)
+        if verified is not None:
+            doc["verify"] = {"runtime": verified.runtime, "returncode": verified.returncode}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        typer.echo(summary(result, out))
+        if verified is not None:
+            typer.echo(f"  verified   {v['verify']} (in {verified.runtime})")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def run_command(result, out: str) -> str:
+    """The command a user types next to run what was built."""
+    q = shlex.quote(out)
+    if result.format == "oci":
+        return f"podman run --rm oci:{q}:{result.reference.rsplit(':', 1)[1]}"
+    if result.format == "oci-archive":
+        return f"podman load -i {q} && podman run --rm {result.reference}"
+    if result.format == "rootfs":
+        return f"podman run --rm --rootfs {shlex.quote(result.path)} CMD"
+    return f"podman import {q} IMAGE && podman run --rm IMAGE CMD"
+
+
+def summary(result, out: str) -> str:
+    how = "inferred from -o" if result.format_inferred else "as asked"
+    lines = [f"closure: built {out} ({result.format}, {how})",
+             f"  files      {result.files} files, {result.entries} entries, {_mb(result.content_bytes)}"]
+    if result.format in ("oci", "oci-archive", "rootfs-tar"):
+        comp = result.compression
+        lines.append(f"  layer      {_mb(result.layer.size)} {comp.kind}"
+                     + (f"-{comp.level}" if comp.kind != "none" else "") + f"  {result.layer.digest}")
+    if result.manifest_digest:
+        lines.append(f"  image      {result.reference}  manifest {result.manifest_digest}")
+    lines.append(f"  run it     {run_command(result, out)}")
+    return "\n".join(lines)
+
+
+class _LayerProgress:
+    """A rich progress bar on a terminal, for layers big enough to take a while."""
+
+    MIN_BYTES = 100_000_000   # ~0.5 s of layer writing
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> "_LayerProgress":
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled or total < self.MIN_BYTES:
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+            self._bar = Progress("writing layer", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                 console=Console(stderr=True), transient=True,
+                                 redirect_stdout=False, redirect_stderr=False)
+            self._bar.start()
+            self._task = self._bar.add_task("layer", total=total)
+        self._bar.update(self._task, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

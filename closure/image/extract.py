@@ -1,0 +1,426 @@
+"""Apply an image's layers, in order, into a temporary root, refusing hostile tarballs.
+
+Every member name goes through `clean_name`, the one place names are checked: absolute
+names and '..' components are refused. Nothing is ever created through a symlink that
+leads out of the root: the tree is walked one component at a time with directory fds
+(`openat` with O_NOFOLLOW); a link met on the way is followed by hand only when it is
+relative and stays inside the root (`lib -> usr/lib`), and refused when it is absolute or
+climbs above the root (an absolute target would mean the host's `/etc` if a write went
+through it). The final component is never followed: an existing file or link there is
+replaced, as tar does. Hard links must name a file already extracted inside the root.
+Device nodes are refused (those under /dev are skipped: the runtime mounts its own /dev)
+unless asked for; sizes are capped. A refused entry raises BadInput naming the layer and
+the entry; `unpacked` then removes the partial root.
+
+Whiteouts follow the OCI layer spec: `.wh.NAME` deletes NAME from the layers below,
+`.wh..wh..opq` hides every lower entry of its directory (entries the same layer adds stay,
+whichever order the tar lists them in).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..errors import BadInput
+from .read import Layer, SourceImage
+
+log = logging.getLogger(__name__)
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+MAX_LINK_HOPS = 40
+COPY = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that keep a hostile (or broken) image from filling the disk."""
+
+    max_file_bytes: int = 16 << 30
+    max_total_bytes: int = 64 << 30
+    max_entries: int = 4_000_000
+    max_name_bytes: int = 4096
+
+
+@dataclass
+class ExtractStats:
+    layers: int = 0
+    entries: int = 0
+    files: int = 0
+    bytes: int = 0
+    whiteouts: int = 0
+    skipped: list[str] = field(default_factory=list)    # one line per entry not created
+
+    def to_json(self) -> dict:
+        return {"layers": self.layers, "entries": self.entries, "files": self.files,
+                "bytes": self.bytes, "whiteouts": self.whiteouts, "skipped": list(self.skipped)}
+
+
+def clean_name(name: str, what: str = "entry") -> tuple[str, ...]:
+    """A tar name as path components below the root: '.' and empty components dropped;
+    absolute names, '..' components and NUL bytes refused. () is the root itself."""
+    if "\0" in name:
+        raise BadInput(f"{what} {name!r}: NUL byte in the name")
+    if name.startswith("/"):
+        raise BadInput(f"{what} {name!r}: absolute name")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise BadInput(f"{what} {name!r}: '..' in the name leads out of the root")
+    return parts
+
+
+def _show(parts) -> str:
+    return "/" + "/".join(parts)
+
+
+class _Tree:
+    """The root being filled, addressed by component tuples, never by host path joins."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, _DIR_FLAGS)
+        self.dir_modes: dict[tuple[str, ...], int] = {}
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def walk(self, parts: tuple[str, ...], entry: str, create: bool) -> int | None:
+        """An fd of the directory at parts (caller closes it). Missing directories are
+        made when `create`, else None is returned. Links on the way: see the module doc."""
+        stack = [os.dup(self.fd)]
+        names: list[str] = []      # the real path so far, for messages
+        todo = list(reversed(parts))
+        hops = 0
+        try:
+            while todo:
+                name = todo.pop()
+                if name in ("", "."):
+                    continue
+                if name == "..":
+                    if len(stack) == 1:
+                        raise BadInput(f"{entry}: a symlink on its path climbs out of the root")
+                    os.close(stack.pop())
+                    names.pop()
+                    continue
+                cur = stack[-1]
+                try:
+                    st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+                except FileNotFoundError:
+                    if not create:
+                        return None
+                    os.mkdir(name, 0o700, dir_fd=cur)
+                    self.dir_modes.setdefault(tuple(names) + (name,), 0o755)
+                    st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    hops += 1
+                    if hops > MAX_LINK_HOPS:
+                        raise BadInput(f"{entry}: too many symlinks on its path (a loop?)")
+                    target = os.readlink(name, dir_fd=cur)
+                    if target.startswith("/"):
+                        raise BadInput(f"{entry}: its path goes through the symlink "
+                                       f"{_show(tuple(names) + (name,))} -> {target}, which "
+                                       f"leads out of the root when followed")
+                    todo.extend(reversed(target.split("/")))
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    if not create:
+                        return None
+                    raise BadInput(f"{entry}: {_show(tuple(names) + (name,))} on its path is not a directory")
+                stack.append(os.open(name, _DIR_FLAGS, dir_fd=cur))
+                names.append(name)
+            return stack.pop()
+        finally:
+            for fd in stack:
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def parent(self, parts: tuple[str, ...], entry: str, create: bool = True) -> Iterator[int | None]:
+        fd = self.walk(parts[:-1], entry, create)
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _lstat(name: str, dirfd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(name: str, dirfd: int) -> None:
+    """Remove name (a directory with everything in it) without following any link."""
+    st = _lstat(name, dirfd)
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=dirfd)
+    else:
+        os.unlink(name, dir_fd=dirfd)
+
+
+class _LayerApplier:
+    def __init__(self, tree: _Tree, layer: Layer, limits: Limits, keep_devices: bool,
+                 stats: ExtractStats):
+        self.tree = tree
+        self.layer = layer
+        self.limits = limits
+        self.keep_devices = keep_devices
+        self.stats = stats
+        self.written: set[tuple[str, ...]] = set()    # this layer's paths and their parents
+
+    def bad(self, member: tarfile.TarInfo, why: str) -> BadInput:
+        return BadInput(f"{self.layer.label}: refused entry {member.name!r}: {why}")
+
+    def apply(self, stream) -> None:
+        try:
+            tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
+        except tarfile.ReadError as e:
+            if getattr(stream, "size", None) == 0:
+                return      # an empty blob: an empty layer
+            raise BadInput(f"{self.layer.label}: not a tar ({e})") from None
+        try:
+            for member in tar:
+                self.stats.entries += 1
+                if self.stats.entries > self.limits.max_entries:
+                    raise BadInput(f"{self.layer.label}: more than {self.limits.max_entries} entries")
+                self.member(tar, member)
+        except (tarfile.TarError, EOFError) as e:
+            raise BadInput(f"{self.layer.label}: corrupt tar ({e})") from None
+        finally:
+            tar.close()
+
+    def member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        if len(m.name.encode("utf-8", "surrogateescape")) > self.limits.max_name_bytes:
+            raise self.bad(m, "name too long")
+        parts = clean_name(m.name, f"{self.layer.label}: entry")
+        if not parts:
+            return                      # the root itself ("./"): nothing to make
+        base = parts[-1]
+        if base.startswith(WHITEOUT):
+            self.whiteout(m, parts)
+            return
+        try:
+            if m.isdir():
+                self.make_dir(m, parts)
+            elif m.isreg():
+                self.make_file(tar, m, parts)
+            elif m.issym():
+                self.make_symlink(m, parts)
+            elif m.islnk():
+                self.make_hardlink(m, parts)
+            elif m.ischr() or m.isblk():
+                self.make_device(m, parts)
+            elif m.isfifo():
+                with self.tree.parent(parts, m.name) as pfd:
+                    self.replace(pfd, base, False)
+                    os.mkfifo(base, m.mode & 0o7777, dir_fd=pfd)
+            else:
+                self.stats.skipped.append(f"{_show(parts)}: tar type {m.type!r} not supported")
+                return
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                raise
+            raise self.bad(m, e.strerror or str(e)) from None
+        for i in range(1, len(parts) + 1):
+            self.written.add(parts[:i])
+
+    # -- entry kinds ------------------------------------------------------------------------
+    def replace(self, pfd: int, name: str, want_dir: bool) -> bool:
+        """Clear the way for a new entry: remove what is there, except a directory when a
+        directory comes (tar merges those). True when a directory is already there."""
+        st = _lstat(name, pfd)
+        if st is None:
+            return False
+        if want_dir and stat.S_ISDIR(st.st_mode):
+            return True
+        _remove(name, pfd)
+        return False
+
+    def make_dir(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        with self.tree.parent(parts, m.name) as pfd:
+            if not self.replace(pfd, parts[-1], True):
+                os.mkdir(parts[-1], 0o700, dir_fd=pfd)
+        self.tree.dir_modes[parts] = m.mode & 0o7777
+
+    def make_file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        if m.size > self.limits.max_file_bytes:
+            raise self.bad(m, f"{m.size} bytes, more than the {self.limits.max_file_bytes}-byte cap")
+        if self.stats.bytes + m.size > self.limits.max_total_bytes:
+            raise self.bad(m, f"the image unpacks to more than {self.limits.max_total_bytes} bytes")
+        with self.tree.parent(parts, m.name) as pfd:
+            self.replace(pfd, parts[-1], False)
+            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=pfd)
+            with os.fdopen(fd, "wb") as out:
+                src = tar.extractfile(m)
+                left = m.size
+                while left:
+                    chunk = src.read(min(COPY, left))
+                    if not chunk:
+                        raise self.bad(m, "the tar ends inside this file")
+                    out.write(chunk)
+                    left -= len(chunk)
+                os.fchmod(out.fileno(), m.mode & 0o7777)
+        self.stats.files += 1
+        self.stats.bytes += m.size
+
+    def make_symlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        # The target is stored as text and never followed here; where it points is checked
+        # when something is written through it.
+        if not m.linkname or "\0" in m.linkname:
+            raise self.bad(m, "symlink with an empty target")
+        with self.tree.parent(parts, m.name) as pfd:
+            self.replace(pfd, parts[-1], False)
+            os.symlink(m.linkname, parts[-1], dir_fd=pfd)
+
+    def make_hardlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        target = clean_name(m.linkname, f"{self.layer.label}: hard link {m.name!r} to")
+        if not target:
+            raise self.bad(m, "hard link to the root directory")
+        with self.tree.parent(target, f"{m.name} (hard link target {m.linkname!r})", create=False) as tfd:
+            st = _lstat(target[-1], tfd) if tfd is not None else None
+            if st is None:
+                raise self.bad(m, f"hard link to {m.linkname!r}, which is not in the image (yet)")
+            if stat.S_ISDIR(st.st_mode):
+                raise self.bad(m, f"hard link to the directory {m.linkname!r}")
+            with self.tree.parent(parts, m.name) as pfd:
+                if (st.st_dev, st.st_ino) == getattr(_lstat(parts[-1], pfd), "st_dev", None) and False:
+                    return
+                self.replace(pfd, parts[-1], False)
+                os.link(target[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+
+    def make_device(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        if not self.keep_devices:
+            if parts[0] == "dev":
+                self.stats.skipped.append(f"{_show(parts)}: device node (the runtime provides /dev)")
+                return
+            raise self.bad(m, "device node outside /dev (use --keep-devices to allow it)")
+        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+        with self.tree.parent(parts, m.name) as pfd:
+            self.replace(pfd, parts[-1], False)
+            try:
+                os.mknod(parts[-1], kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            except PermissionError:
+                self.stats.skipped.append(f"{_show(parts)}: device node (not permitted here)")
+
+    # -- whiteouts ------------------------------------------------------------------------
+    def whiteout(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        base = parts[-1]
+        self.stats.whiteouts += 1
+        if base == OPAQUE:
+            self.opaque(m, parts[:-1])
+            return
+        if base.startswith(WHITEOUT + WHITEOUT):
+            return                      # other aufs metadata (.wh..wh.plnk): not content
+        victim = base[len(WHITEOUT):]
+        if victim in ("", ".", ".."):
+            raise self.bad(m, "whiteout of nothing")
+        hidden = parts[:-1] + (victim,)
+        if hidden in self.written:
+            return                      # a whiteout hides lower layers only
+        with self.tree.parent(hidden, m.name, create=False) as pfd:
+            if pfd is not None:
+                _remove(victim, pfd)
+
+    def opaque(self, m: tarfile.TarInfo, dir_parts: tuple[str, ...]) -> None:
+        fd = self.tree.walk(dir_parts, m.name, create=True)
+        try:
+            self._hide_lower(fd, dir_parts)
+        finally:
+            os.close(fd)
+        for i in range(1, len(dir_parts) + 1):
+            self.written.add(dir_parts[:i])
+
+    def _hide_lower(self, dfd: int, dir_parts: tuple[str, ...]) -> None:
+        for name in sorted(os.listdir(dfd)):
+            child = dir_parts + (name,)
+            if child not in self.written:
+                _remove(name, dfd)
+                continue
+            st = _lstat(name, dfd)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    self._hide_lower(sub, child)
+                finally:
+                    os.close(sub)
+
+
+def extract(image: SourceImage, dest: str, *, keep_devices: bool = False,
+            limits: Limits = Limits()) -> ExtractStats:
+    """Apply every layer of image, bottom first, into the existing empty directory dest."""
+    stats = ExtractStats()
+    tree = _Tree(dest)
+    try:
+        for layer in image.layers:
+            with image.layer(layer) as stream:
+                _LayerApplier(tree, layer, limits, keep_devices, stats).apply(stream)
+            stats.layers += 1
+        _apply_dir_modes(tree)
+    finally:
+        tree.close()
+    return stats
+
+
+def _apply_dir_modes(tree: _Tree) -> None:
+    """Directory modes last (made 0700 while filling), deepest first; a directory a later
+    layer removed or replaced is skipped."""
+    for parts in sorted(tree.dir_modes, key=len, reverse=True):
+        fd = tree.walk(parts, _show(parts), create=False) if parts else None
+        if fd is None:
+            continue
+        try:
+            os.fchmod(fd, tree.dir_modes[parts])
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def unpacked(image: SourceImage, *, tmpdir: str | None = None, keep_devices: bool = False,
+             limits: Limits = Limits()) -> Iterator[tuple[str, ExtractStats]]:
+    """A temporary root holding the image's files, removed when the block ends, however it
+    ends (a refused entry included). Yields (root path, stats)."""
+    base = tempfile.mkdtemp(prefix="closure-slim-", dir=tmpdir)
+    try:
+        os.chmod(base, 0o700)
+        root = os.path.join(base, "rootfs")
+        os.mkdir(root, 0o755)
+        stats = extract(image, root, keep_devices=keep_devices, limits=limits)
+        yield root, stats
+    finally:
+        _rmtree(base)
+
+
+def _rmtree(path: str) -> None:
+    def fix(func, p, exc):
+        # A directory whose final mode lacks u+w (0555 /proc, 0000 dirs) cannot be emptied
+        # until it is writable again; never follow a link while fixing.
+        if isinstance(exc, PermissionError):
+            try:
+                parent = os.path.dirname(p)
+                if not os.path.islink(parent):
+                    os.chmod(parent, 0o700)
+                func(p)
+                return
+            except OSError:
+                pass
+        log.warning("could not remove %s: %s", p, exc)
+    shutil.rmtree(path, onexc=fix) if hasattr(shutil, "rmtree") and _has_onexc() else \
+        shutil.rmtree(path, onerror=lambda f, p, e: fix(f, p, e[1]))
+
+
+def _has_onexc() -> bool:
+    import inspect
+    return "onexc" in inspect.signature(shutil.rmtree).parameters

@@ -1,0 +1,92 @@
+"""Build spec files (`closure build -f closure.toml`): the build command's long option
+names as TOML keys, so a spec reads like the command line it replaces. Flags given on the
+command line override the spec; an unknown key or a wrong type is an error naming both.
+
+Inputs on the host (root, ca-cert, recipes) are relative to the spec's directory, so a
+spec can sit beside its files; the output is relative to where closure runs, like -o;
+image paths (include, exclude, library-path) are paths inside the root, as on the CLI.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import tomllib
+
+from .errors import BadInput
+
+# key -> kind. strlist accepts one string too; argv accepts a list or a shell-style string;
+# kv accepts a table {K = "V"} or a list of "K=V".
+KEYS: dict[str, str] = {
+    "targets": "strlist", "output": "str", "format": "str", "tag": "str",
+    "compression": "str", "level": "int", "entrypoint": "argv", "cmd": "argv",
+    "env": "kv", "label": "kv", "user": "str", "workdir": "str",
+    "include": "strlist", "exclude": "strlist", "root": "path", "keep-setuid": "bool",
+    "force": "bool", "library-path": "strlist", "no-dlopen-scan": "bool",
+    "no-recipes": "bool", "recipes": "pathlist", "probe": "strlist", "verify": "str",
+    "ca-cert": "pathlist", "locale": "strlist", "tz": "str", "tzdata": "strlist",
+    "gconv": "strlist", "nss": "strlist", "pycache": "bool",
+    "smoke": "str",   # the sample's smoke command: run by the sample tests, not by build
+}
+
+
+def load_spec(path: str) -> dict:
+    """Read a spec; returns {option_name_with_underscores: value} for the keys it sets."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise BadInput(f"spec file not found: {path}") from None
+    except IsADirectoryError:
+        raise BadInput(f"spec file is a directory: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: not valid TOML: {e}") from None
+    base = os.path.dirname(os.path.abspath(path))
+    out = {}
+    for key, value in doc.items():
+        kind = KEYS.get(key.replace("_", "-"))
+        if kind is None:
+            raise BadInput(f"{path}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})")
+        out[key.replace("-", "_")] = _convert(path, key, kind, value, base)
+    return out
+
+
+def _convert(path: str, key: str, kind: str, value, base: str):
+    def bad(want: str) -> BadInput:
+        return BadInput(f"{path}: {key} must be {want}, not {type(value).__name__} {value!r}")
+
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if kind in ("str", "path"):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return os.path.join(base, value) if kind == "path" else value
+    if kind in ("strlist", "pathlist"):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise bad("a string or a list of strings")
+        return [os.path.join(base, v) for v in items] if kind == "pathlist" else list(items)
+    if kind == "argv":
+        if isinstance(value, str):
+            return shlex.split(value)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise bad("a string or a list of strings")
+    if kind == "kv":
+        if isinstance(value, dict):
+            if not all(isinstance(v, (str, int, float, bool)) for v in value.values()):
+                raise bad("a table of strings")
+            return [f"{k}={_scalar(v)}" for k, v in value.items()]
+        if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
+            return list(value)
+        raise bad('a table {KEY = "value"} or a list of "KEY=value"')
+    raise AssertionError(kind)
+
+
+def _scalar(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)

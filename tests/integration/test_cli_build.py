@@ -1,0 +1,165 @@
+"""`closure build` and `closure verify` as a user runs them."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from closure.image.validate import validate
+from tests.image_fixtures import PODMAN_FLAGS, need, oci_validate
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "closure.cli.app"]
+
+
+def closure(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def curl_tar(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "curl.tar"
+    p = closure("build", "/usr/bin/curl", "-o", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    return out, json.loads(p.stdout)
+
+
+def test_json_summary_is_one_document(curl_tar):
+    out, doc = curl_tar
+    assert doc["format"] == "oci-archive" and doc["format_inferred"] is True
+    assert doc["reference"] == "curl:latest" and doc["path"] == str(out)
+    assert doc["files"] > 30 and doc["layer_digest"].startswith("sha256:")
+    assert validate(str(out)) == [] and oci_validate(out).returncode == 0
+
+
+def test_text_summary_names_the_run_command(tmp_path):
+    p = closure("build", "/usr/bin/curl", "-o", str(tmp_path / "img"), "-t", "tools/curl:8",
+                "--compression", "zstd", "--cmd", "--version", "--no-recipes")
+    assert p.returncode == 0, p.stderr
+    assert "(oci, inferred from -o)" in p.stdout and "zstd-3" in p.stdout
+    assert f"podman run --rm oci:{tmp_path / 'img'}:8" in p.stdout
+
+
+def test_same_manifest_digest_across_dirs_and_times(tmp_path):
+    digests = []
+    for i, tz in enumerate(["UTC", "America/Lima"]):
+        work = tmp_path / f"w{i}"
+        work.mkdir()
+        env = dict(os.environ, TZ=tz)
+        p = closure("build", "/usr/bin/curl", "-o", "curl.tar", "--json", cwd=work,
+                    env=env if i == 0 else dict(env, TMPDIR=str(work)))
+        assert p.returncode == 0, p.stderr
+        digests.append(json.loads(p.stdout)["manifest_digest"])
+    assert digests[0] == digests[1]
+    assert (tmp_path / "w0/curl.tar").read_bytes() == (tmp_path / "w1/curl.tar").read_bytes()
+
+
+def test_image_holds_only_what_analyze_lists(curl_tar, tmp_path):
+    need("umoci")
+    out, _ = curl_tar
+    p = closure("analyze", "/usr/bin/curl", "--json")
+    assert p.returncode == 0, p.stderr
+    listed = {e["path"] for e in json.loads(p.stdout)["entries"]}
+    layout = tmp_path / "layout"
+    subprocess.run(["tar", "-xf", str(out), "-C", str(tmp_path), "--one-top-level=layout"], check=True)
+    bundle = tmp_path / "bundle"
+    u = subprocess.run(["umoci", "unpack", "--image", f"{layout}:latest", str(bundle)],
+                       capture_output=True, text=True)
+    assert u.returncode == 0, u.stderr
+    rootfs = bundle / "rootfs"
+    found = {"/" + os.path.relpath(os.path.join(d, n), rootfs)
+             for d, dirs, files in os.walk(rootfs) for n in dirs + files}
+    assert found - listed == set()
+    assert "/usr/bin/curl" in found and "/etc/ssl/certs/ca-certificates.crt" in found
+
+
+@pytest.mark.podman
+def test_podman_load_and_run(curl_tar):
+    need("podman")
+    out, doc = curl_tar
+    load = subprocess.run(["podman", *PODMAN_FLAGS, "load", "-i", str(out)], capture_output=True, text=True)
+    assert load.returncode == 0, load.stderr
+    name = re.search(r"Loaded image(?:\(s\))?: (\S+)", load.stdout).group(1)
+    try:
+        run = subprocess.run(["podman", *PODMAN_FLAGS, "run", "--rm", "--network=none",
+                              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                              name, "--version"], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.startswith("curl ")
+    finally:
+        subprocess.run(["podman", *PODMAN_FLAGS, "rmi", "-f", name], capture_output=True)
+
+
+@pytest.mark.podman
+def test_verify_exit_codes(curl_tar, tmp_path):
+    out, _ = curl_tar
+    ok = closure("verify", str(out), "--", "curl", "--version")
+    assert ok.returncode == 0 and ok.stdout.startswith("curl "), ok.stderr
+    bad = closure("verify", str(out), "--", "curl", "-sS", "http://does-not-resolve.invalid/")
+    assert bad.returncode == 1 and "Could not resolve host" in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("closure: error: command failed")
+    none = closure("verify", str(out), "--", "curl", env=dict(os.environ, PATH=str(tmp_path)))
+    assert none.returncode == 2 and "podman is not installed" in none.stderr
+    missing = closure("verify", str(tmp_path / "nope.tar"), "--", "true")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+@pytest.mark.podman
+def test_build_with_verify(tmp_path):
+    ok = closure("build", "/usr/bin/curl", "-o", str(tmp_path / "ok"), "--verify", "curl --version")
+    assert ok.returncode == 0 and "verified" in ok.stdout, ok.stderr
+    bad = closure("build", "/usr/bin/curl", "-o", str(tmp_path / "bad"), "--verify", "curl --no-such-flag")
+    assert bad.returncode == 1 and (tmp_path / "bad/index.json").exists()
+
+
+def test_spec_file_and_overrides(tmp_path):
+    spec = REPO / "sample_images/curl/closure.toml"
+    p = closure("build", "-f", str(spec), "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["path"] == str(tmp_path / "curl.tar") and doc["reference"] == "closure/curl:latest"
+    p = closure("build", "-f", str(spec), "-o", "other", "-t", "x:1", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["format"] == "oci" and doc["reference"] == "x:1"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["/usr/bin/curl", "-o", "x.zip"], "cannot tell the output format"),
+    (["/usr/bin/curl"], "no output"),
+    (["-o", "x.tar"], "nothing to build"),
+    (["/no/such/program", "-o", "x.tar"], "no such file"),
+    (["/usr/bin/curl", "-o", "/no/such/dir/x.tar"], "does not exist"),
+    (["/usr/bin/curl", "-o", "x.tar", "--compression", "lz4"], "unknown compression"),
+    (["/usr/bin/curl", "-o", "x.tar", "-t", "Bad:Name"], "invalid image name"),
+    (["/usr/bin/curl", "-o", "x.tar", "--include", "relative"], "absolute paths"),
+    (["/usr/bin/curl", "-o", "x.tar", "--label", "novalue"], "KEY=VALUE"),
+    (["-f", "/no/such/spec.toml"], "spec file not found"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    p = closure("build", *args, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert message in p.stderr and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_source_date_epoch(tmp_path):
+    p = closure("build", "/usr/bin/curl", "-o", "x.tar", cwd=tmp_path,
+                env=dict(os.environ, SOURCE_DATE_EPOCH="yesterday"))
+    assert p.returncode == 2 and "SOURCE_DATE_EPOCH" in p.stderr and os.listdir(tmp_path) == []
+
+
+def test_existing_dir_needs_force(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img/file").write_text("x")
+    p = closure("build", "/usr/bin/curl", "-o", "img", cwd=tmp_path)
+    assert p.returncode == 2 and "--force" in p.stderr
+    p = closure("build", "/usr/bin/curl", "-o", "img", "--force", cwd=tmp_path)
+    assert p.returncode == 0 and not (tmp_path / "img/file").exists()

@@ -1,0 +1,73 @@
+"""Spec files: option names as TOML keys, typed, unknown keys refused."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from closure.errors import BadInput
+from closure.spec import KEYS, load_spec
+
+
+def spec(tmp_path, text: str) -> str:
+    path = tmp_path / "closure.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_every_kind_of_value(tmp_path):
+    got = load_spec(spec(tmp_path, '''
+targets = "/usr/bin/curl"
+output = "out/curl.tar"
+tag = "tools/curl:8"
+level = 3
+entrypoint = "/usr/bin/curl -sS"
+cmd = ["--version"]
+env = { LANG = "C.UTF-8", DEBUG = 1 }
+label = ["team=infra"]
+keep-setuid = true
+no_dlopen_scan = true
+root = "rootfs"
+ca-cert = ["certs/ca.pem"]
+smoke = "curl --version"
+'''))
+    assert got == {
+        "targets": ["/usr/bin/curl"], "output": "out/curl.tar", "tag": "tools/curl:8", "level": 3,
+        "entrypoint": ["/usr/bin/curl", "-sS"], "cmd": ["--version"],
+        "env": ["LANG=C.UTF-8", "DEBUG=1"], "label": ["team=infra"], "keep_setuid": True,
+        "no_dlopen_scan": True, "root": os.path.join(tmp_path, "rootfs"),
+        "ca_cert": [os.path.join(tmp_path, "certs/ca.pem")], "smoke": "curl --version"}
+
+
+def test_the_curl_sample_loads():
+    here = os.path.join(os.path.dirname(__file__), "..", "..", "sample_images", "curl", "closure.toml")
+    got = load_spec(here)
+    assert got["targets"] == ["/usr/bin/curl"] and got["smoke"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ('colour = "red"', "unknown key 'colour'"),
+    ("level = \"3\"", "level must be an integer"),
+    ("level = true", "level must be an integer"),
+    ("force = 1", "force must be true or false"),
+    ("exclude = [1, 2]", "exclude must be a string or a list of strings"),
+    ("env = [\"NOEQUALS\"]", "env must be a table"),
+    ("env = { A = [1] }", "env must be a table"),
+    ("targets = [", "not valid TOML"),
+])
+def test_bad_specs(tmp_path, text, message):
+    with pytest.raises(BadInput, match=message):
+        load_spec(spec(tmp_path, text))
+
+
+def test_missing_spec(tmp_path):
+    with pytest.raises(BadInput, match="not found"):
+        load_spec(str(tmp_path / "nope.toml"))
+
+
+def test_every_key_is_a_build_option():
+    import typer.main
+    from closure.cli.app import app
+    build = typer.main.get_command(app).commands["build"]
+    flags = {opt.lstrip("-") for p in build.params for opt in p.opts} | {"targets"}
+    assert set(KEYS) - {"smoke"} <= flags
