@@ -330,15 +330,22 @@ _GROUPS = ({"name": "root", "gid": 0}, {"name": "nonroot", "gid": 65532},
 
 @probe
 def image_users(ctx: ProbeContext) -> dict:
-    """The accounts written to /etc/passwd and /etc/group (no password hashes anywhere),
-    and `unknown` when --user names an account that is not among them."""
-    name = ctx.vars.user.split(":", 1)[0]
-    known = {u["name"] for u in _USERS}
-    return {
-        "users": [dict(u) for u in _USERS],
-        "groups": [dict(g) for g in _GROUPS],
-        "unknown": None if name.isdigit() or name in known else name,
-    }
+    """The accounts written to /etc/passwd and /etc/group (no password hashes anywhere).
+    --user NAME[:GROUP] naming an account not among them adds it as uid 1000 (gid 1000, or
+    GROUP's gid), home /home/NAME, in `extra`; a numeric --user needs no entry."""
+    name, _, group = ctx.vars.user.partition(":")
+    users = [dict(u) for u in _USERS]
+    groups = [dict(g) for g in _GROUPS]
+    gids = {g["name"]: g["gid"] for g in groups}
+    extra = None
+    if not name.isdigit() and name not in {u["name"] for u in users}:
+        gid = int(group) if group.isdigit() else gids.get(group, 1000)
+        extra = {"name": name, "uid": 1000, "gid": gid, "gecos": name, "home": f"/home/{name}",
+                 "shell": "/sbin/nologin"}
+        users.append(extra)
+        if gid == 1000:
+            groups.append({"name": group or name, "gid": 1000})
+    return {"users": users, "groups": groups, "extra": extra}
 
 
 # gconv: charsets glibc's iconv loads from modules, not built in (UTF-8, UCS-2/4 and ASCII are).

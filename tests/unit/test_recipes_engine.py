@@ -324,3 +324,10 @@ def test_recipe_reruns_when_its_probe_results_change():
     c.add_path("/usr/lib/x86_64-linux-gnu/libnss_systemd.so.2", Reason("include"))
     rs.apply(c, RecipeVars())
     assert b"passwd:         files systemd" in c.closure.entries["/etc/nsswitch.conf"].content
+
+
+def test_user_option_adds_an_account_and_its_home():
+    e = build(["/usr/bin/date"], RecipeVars.from_options(user="alice")).entries
+    assert "alice:x:1000:1000:alice:/home/alice:/sbin/nologin" in e["/etc/passwd"].content.decode().splitlines()
+    assert "alice:x:1000:" in e["/etc/group"].content.decode().splitlines()
+    assert e["/home/alice"].type == "dir" and e["/home/alice"].mode == 0o755

@@ -165,9 +165,14 @@ def test_image_users_have_no_secrets():
     names = {u["name"]: u for u in got["users"]}
     assert names["nonroot"]["uid"] == 65532 and names["nonroot"]["home"] == "/home/nonroot"
     assert names["root"]["uid"] == 0 and names["root"]["home"] == "/root"
-    assert got["unknown"] is None
-    assert P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="alice")))["unknown"] == "alice"
-    assert P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="1000:1000")))["unknown"] is None
+    assert got["extra"] is None and len(got["users"]) == 3
+    alice = P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="alice")))
+    assert alice["extra"] == {"name": "alice", "uid": 1000, "gid": 1000, "gecos": "alice",
+                              "home": "/home/alice", "shell": "/sbin/nologin"}
+    assert {"name": "alice", "gid": 1000} in alice["groups"]
+    bob = P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="bob:nonroot")))
+    assert bob["extra"]["gid"] == 65532 and len(bob["groups"]) == 3
+    assert P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="1000:1000")))["extra"] is None
 
 
 def test_gconv_modules_resolve_aliases_through_the_config():
