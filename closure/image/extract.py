@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -185,7 +186,7 @@ class _LayerApplier:
 
     def apply(self, stream) -> None:
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
+            tar = tarfile.open(fileobj=stream, mode="r|")
         except tarfile.ReadError as e:
             if getattr(stream, "size", None) == 0:
                 return      # an empty blob: an empty layer
@@ -287,8 +288,8 @@ class _LayerApplier:
 
     def make_hardlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         target = clean_name(m.linkname, f"{self.layer.label}: hard link {m.name!r} to")
-        if not target:
-            raise self.bad(m, "hard link to the root directory")
+        if not target or target == parts:
+            raise self.bad(m, "hard link to the root directory or to itself")
         with self.tree.parent(target, f"{m.name} (hard link target {m.linkname!r})", create=False) as tfd:
             st = _lstat(target[-1], tfd) if tfd is not None else None
             if st is None:
@@ -296,8 +297,6 @@ class _LayerApplier:
             if stat.S_ISDIR(st.st_mode):
                 raise self.bad(m, f"hard link to the directory {m.linkname!r}")
             with self.tree.parent(parts, m.name) as pfd:
-                if (st.st_dev, st.st_ino) == getattr(_lstat(parts[-1], pfd), "st_dev", None) and False:
-                    return
                 self.replace(pfd, parts[-1], False)
                 os.link(target[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
 
@@ -375,16 +374,26 @@ def extract(image: SourceImage, dest: str, *, keep_devices: bool = False,
 
 
 def _apply_dir_modes(tree: _Tree) -> None:
-    """Directory modes last (made 0700 while filling), deepest first; a directory a later
-    layer removed or replaced is skipped."""
+    """Directory modes last (made 0700 while filling), deepest first. A directory that a
+    later layer removed or replaced by a link is skipped, never followed."""
     for parts in sorted(tree.dir_modes, key=len, reverse=True):
-        fd = tree.walk(parts, _show(parts), create=False) if parts else None
-        if fd is None:
+        try:
+            pfd = tree.walk(parts[:-1], _show(parts), create=False)
+        except BadInput:
+            continue
+        if pfd is None:
             continue
         try:
-            os.fchmod(fd, tree.dir_modes[parts])
+            st = _lstat(parts[-1], pfd)
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                continue
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=pfd)
+            try:
+                os.fchmod(fd, tree.dir_modes[parts])
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            os.close(pfd)
 
 
 @contextlib.contextmanager
@@ -405,11 +414,11 @@ def unpacked(image: SourceImage, *, tmpdir: str | None = None, keep_devices: boo
 
 def _rmtree(path: str) -> None:
     def fix(func, p, exc):
-        # A directory whose final mode lacks u+w (0555 /proc, 0000 dirs) cannot be emptied
-        # until it is writable again; never follow a link while fixing.
+        # A directory whose final mode lacks u+w (0555, 0000) cannot be emptied by a
+        # non-root user until it is writable again; links are never followed here.
         if isinstance(exc, PermissionError):
+            parent = os.path.dirname(p)
             try:
-                parent = os.path.dirname(p)
                 if not os.path.islink(parent):
                     os.chmod(parent, 0o700)
                 func(p)
@@ -417,10 +426,8 @@ def _rmtree(path: str) -> None:
             except OSError:
                 pass
         log.warning("could not remove %s: %s", p, exc)
-    shutil.rmtree(path, onexc=fix) if hasattr(shutil, "rmtree") and _has_onexc() else \
-        shutil.rmtree(path, onerror=lambda f, p, e: fix(f, p, e[1]))
 
-
-def _has_onexc() -> bool:
-    import inspect
-    return "onexc" in inspect.signature(shutil.rmtree).parameters
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=fix)
+    else:
+        shutil.rmtree(path, onerror=lambda func, p, info: fix(func, p, info[1]))
