@@ -34,9 +34,9 @@ def _root(
 
 
 # One module per command; each defines register(app).
-from . import analyze, explain, recipes, trace  # noqa: E402
+from . import analyze, build, explain, recipes, trace, verify  # noqa: E402
 
-for _module in (analyze, explain, recipes, trace):
+for _module in (analyze, build, explain, recipes, trace, verify):
     _module.register(app)
 
 
