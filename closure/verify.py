@@ -12,7 +12,7 @@ image) fails, NoRuntime when nothing here can run containers.
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
@@ -20,13 +20,10 @@ import re
 import shlex
 import shutil
 import subprocess
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import BadInput, JobFailed, NoRuntime
-from .image.source import ImageSource, blob_rel, decompressed, first_manifest
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +42,9 @@ _PODMAN_CODES = (125, 126, 127)
 _RUNTIME_TROUBLE = re.compile(r"rlimit|cgroup|crun|systemd|OCI runtime .*not found|OCI permission denied", re.I)
 _COMMAND_TROUBLE = re.compile(r"executable file not found|no such file or directory|exec format error", re.I)
 _flag_cache: dict[str, tuple[str, ...]] = {}
+_IMAGE_MARKERS = ("index.json", "oci-layout", "manifest.json", "repositories")
+_TRANSPORTS = {"oci": "oci", "oci-archive": "oci-archive", "docker-archive": "docker-archive",
+               "docker-dir": "dir"}
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,11 @@ def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: 
         raise BadInput(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
     argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd or ())
     image_path = os.path.abspath(image_path)
-    with ImageSource(image_path) as src:   # BadInput, early, for a path that is no image
-        rootfs = not src.is_archive and not src.exists("index.json") and not src.exists("manifest.json")
+    rootfs = os.path.isdir(image_path) and not any(
+        os.path.exists(os.path.join(image_path, name)) for name in _IMAGE_MARKERS)
+    if not rootfs:
+        from .image.read import open_image
+        open_image(image_path).close()   # BadInput, early, for a path that is no image
     if rootfs and not argv:
         raise BadInput(f"{image_path} is a rootfs directory (no image config): give the command to run")
     reasons = []
@@ -107,18 +110,9 @@ def _tail(text: str | None) -> str:
 
 def _image_ref(image_path: str) -> tuple[str, str]:
     """(podman transport reference, image ID = config digest hex)."""
-    with ImageSource(image_path) as src:
-        if src.exists("index.json"):
-            config_digest = first_manifest(src)["config"]["digest"]
-            transport = "oci-archive" if src.is_archive else "oci"
-        elif src.is_archive and src.exists("manifest.json"):
-            config_rel = src.read_json("manifest.json")[0]["Config"]
-            with src.open(config_rel) as f:
-                config_digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
-            transport = "docker-archive"
-        else:
-            raise BadInput(f"{image_path}: not an OCI layout, OCI archive or docker-archive")
-    return f"{transport}:{image_path}", config_digest.split(":", 1)[1]
+    from .image.read import open_image
+    with open_image(image_path) as img:
+        return f"{_TRANSPORTS[img.format]}:{image_path}", img.config_digest.split(":", 1)[1]
 
 
 def _names(podman: str, image_id: str) -> set[str] | None:
@@ -232,48 +226,6 @@ def _podman_cleanup(podman: str, image_id: str, names_before: set[str] | None) -
 
 # -- bubblewrap --------------------------------------------------------------------------
 
-def _unpack(image_path: str, dest: str) -> dict:
-    """Apply the image's layers into dest; return its config document."""
-    with ImageSource(image_path) as src:
-        if src.exists("index.json"):
-            manifest = first_manifest(src)
-            config = src.read_json(blob_rel(manifest["config"]["digest"]))
-            layers = [(blob_rel(d["digest"]), d["mediaType"]) for d in manifest["layers"]]
-        else:
-            item = src.read_json("manifest.json")[0]
-            config = src.read_json(item["Config"])
-            layers = [(rel, "") for rel in item["Layers"]]
-        for rel, media_type in layers:
-            with src.open(rel) as f:
-                stream = decompressed(f, media_type, f.peek(4)[:4])
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
-                    _apply_layer(tar, dest)
-    return config
-
-
-def _apply_layer(tar: tarfile.TarFile, dest: str) -> None:
-    for member in tar:
-        head, _, base = member.name.rstrip("/").rpartition("/")
-        if base.startswith(".wh."):   # whiteouts: delete what a lower layer had
-            victim = os.path.join(dest, head, base[4:]) if base != ".wh..wh..opq" else os.path.join(dest, head)
-            if base == ".wh..wh..opq":
-                for name in os.listdir(victim) if os.path.isdir(victim) else ():
-                    _remove(os.path.join(victim, name))
-            else:
-                _remove(victim)
-            continue
-        # 'tar' filter: no absolute names, nothing outside dest; absolute symlink targets
-        # stay (they resolve inside the sandbox's root).
-        tar.extract(member, dest, filter="tar")
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
 def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
     """'uid[:gid]' or 'name[:group]' looked up in the image's /etc/passwd."""
     name, _, group = user.partition(":")
@@ -301,9 +253,15 @@ def _bwrap(image_path: str, is_rootfs: bool, argv: tuple[str, ...], network: str
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise NoRuntime("bubblewrap (bwrap) is not installed")
-    with tempfile.TemporaryDirectory(prefix="closure-verify-") as unpacked:
-        rootfs = image_path if is_rootfs else unpacked
-        config = {} if is_rootfs else _unpack(image_path, rootfs).get("config") or {}
+    with contextlib.ExitStack() as stack:
+        if is_rootfs:
+            rootfs, config = image_path, {}
+        else:
+            from .image.extract import unpacked
+            from .image.read import open_image
+            img = stack.enter_context(open_image(image_path))
+            rootfs, _ = stack.enter_context(unpacked(img))
+            config = img.config.get("config") or {}
         command = argv or tuple((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
         if not command:
             raise BadInput(f"{image_path}: no command given and the image has no Entrypoint or Cmd")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import re
 import tarfile
 
 from ..errors import BadInput
 from .oci import LAYER_MEDIA_TYPES, LAYOUT_VERSION, MT_CONFIG, MT_INDEX, MT_MANIFEST
-from .source import ImageSource, blob_rel, decompressed
+from .read import _declared, _decompressor, _Store, sniff
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 DOCKER_LAYER_TYPES = frozenset({"application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -54,8 +55,13 @@ class _HashingReader:
         return "sha256:" + self.sha.hexdigest()
 
 
+def blob_rel(digest: str) -> str:
+    alg, _, hexd = digest.partition(":")
+    return f"blobs/{alg}/{hexd}"
+
+
 class _Validator:
-    def __init__(self, src: ImageSource):
+    def __init__(self, src: _Store):
         self.src = src
         self.problems: list[str] = []
         self._blobs: dict[str, bool] = {}       # digest -> blob checked ok
@@ -78,10 +84,12 @@ class _Validator:
 
     def json(self, rel: str, what: str):
         try:
-            return self.src.read_json(rel)
+            return json.loads(self.src.read(rel))
         except BadInput as e:
             self.problem(f"{what}: {e}")
-            return None
+        except ValueError as e:
+            self.problem(f"{what}: {rel} is not JSON: {e}")
+        return None
 
     def check_layout_file(self) -> None:
         doc = self.json("oci-layout", "oci-layout") if self.src.exists("oci-layout") else None
@@ -219,9 +227,12 @@ class _Validator:
             self.problem(f"{what}: {rel} has {have} bytes, descriptor says {size}")
         with self.src.open(rel) as f:
             blob = _HashingReader(f)
-            head = f.peek(4)[:4]
+            head = f.peek(8)[:8]
+            declared = _declared(media_type)
+            if declared is not None and declared != sniff(head):
+                self.problem(f"{what}: media type {media_type} but the blob is {sniff(head)}-compressed")
             try:
-                raw = _HashingReader(decompressed(blob, media_type, head))
+                raw = _HashingReader(_decompressor(sniff(head), blob))
                 self.check_tar(raw, what)
                 raw.drain()
                 blob.drain()
@@ -294,5 +305,8 @@ class _Validator:
 
 def validate(path: str) -> list[str]:
     """Problems found in the image at path (OCI layout dir or image tar); [] when valid."""
-    with ImageSource(path) as src:
+    src = _Store(path)
+    try:
         return _Validator(src).run()
+    finally:
+        src.close()

@@ -163,3 +163,8 @@ def test_not_an_image(tmp_path):
         validate(str(tmp_path / "junk.tar"))
     (tmp_path / "empty").mkdir()
     assert validate(str(tmp_path / "empty")) == ["neither index.json (OCI) nor manifest.json (docker-archive) found"]
+
+
+def test_media_type_that_lies_about_compression(tmp_path):
+    handmade(tmp_path, [member("x", data=b"1")], layer_type=MT_LAYER + "+zstd")   # plain tar bytes
+    assert any("but the blob is" in p for p in validate(str(tmp_path)))

@@ -9,7 +9,7 @@ import pytest
 
 from closure.errors import BadInput
 from closure.image import ImageOptions, infer_format, write_image
-from closure.image.source import ImageSource, blob_rel, first_manifest
+from closure.image.read import open_image
 from closure.image.validate import validate
 from closure.model import Closure, Entry, Reason
 from closure.root import Root
@@ -26,8 +26,8 @@ def small() -> Closure:
 
 
 def config_of(path) -> dict:
-    with ImageSource(str(path)) as src:
-        return src.read_json(blob_rel(first_manifest(src)["config"]["digest"]))
+    with open_image(str(path)) as img:
+        return img.config
 
 
 def litter(directory) -> list[str]:
