@@ -45,9 +45,14 @@ class Descriptor:
         return d
 
 
-def blob_path(layout_dir: str, digest: str) -> str:
+def blob_rel(digest: str) -> str:
+    """Where a blob lives inside a layout: blobs/<alg>/<hex>."""
     alg, _, hexd = digest.partition(":")
-    return os.path.join(layout_dir, "blobs", alg, hexd)
+    return f"blobs/{alg}/{hexd}"
+
+
+def blob_path(layout_dir: str, digest: str) -> str:
+    return os.path.join(layout_dir, blob_rel(digest))
 
 
 def write_json_blob(layout_dir: str, media_type: str, doc) -> Descriptor:

@@ -15,7 +15,7 @@ import re
 import tarfile
 
 from ..errors import BadInput
-from .oci import LAYER_MEDIA_TYPES, LAYOUT_VERSION, MT_CONFIG, MT_INDEX, MT_MANIFEST
+from .oci import LAYER_MEDIA_TYPES, LAYOUT_VERSION, MT_CONFIG, MT_INDEX, MT_MANIFEST, blob_rel
 from .read import _declared, _decompressor, _Store, sniff
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -53,11 +53,6 @@ class _HashingReader:
     @property
     def digest(self) -> str:
         return "sha256:" + self.sha.hexdigest()
-
-
-def blob_rel(digest: str) -> str:
-    alg, _, hexd = digest.partition(":")
-    return f"blobs/{alg}/{hexd}"
 
 
 class _Validator:

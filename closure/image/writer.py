@@ -21,7 +21,7 @@ from .oci import MT_LAYER, Descriptor, blob_path
 from .oci_layout import write_layout
 from .reference import check_name, check_tag, default_name
 from .rootfs import write_rootfs
-from .tarlayer import LayerDigests, plan_layer, write_layer
+from .tarlayer import LayerDigests, LayerPlan, plan_layer, write_layer
 
 FORMATS = ("oci", "oci-archive", "rootfs", "rootfs-tar")
 DIR_FORMATS = frozenset({"oci", "rootfs"})
@@ -106,17 +106,12 @@ def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions 
     """Write the closure as an image (or rootfs) at out_path, atomically. progress, if
     given, is called with (content bytes written, content bytes in all) as files go by."""
     fmt, comp = check_request(out_path, opts)
-    name = opts.name or default_name(closure.targets)
-    tag = opts.tag
     mtime = source_date_epoch()
-    env = image_env(closure.env, opts.env)
     plan = plan_layer(closure, root, keep_setuid=opts.keep_setuid, excludes=opts.excludes)
     total = plan.content_bytes
     on_bytes = (lambda done: progress(done, total)) if progress is not None else None
 
-    result = dict(path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
-                  files=plan.file_count, entries=len(plan.items), content_bytes=plan.content_bytes,
-                  compression=comp)
+    oci = None
     with atomic.sigterm_raises(), atomic.staging(out_path) as stage:
         staged = os.path.join(stage, "out")
         if fmt == "rootfs":
@@ -128,29 +123,49 @@ def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions 
                 digests = write_layer(plan, root, f, comp, mtime=mtime, progress=on_bytes)
         else:
             layout = staged if fmt == "oci" else os.path.join(stage, "layout")
-            os.makedirs(os.path.join(layout, "blobs", "sha256"))
-            partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
-            with open(partial, "wb") as f:
-                digests = write_layer(plan, root, f, comp, mtime=mtime, progress=on_bytes)
-            layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
-            os.rename(partial, blob_path(layout, layer.digest))
-            created = rfc3339(mtime)
-            platform = closure_platform(closure, root)
-            entrypoint = opts.entrypoint if opts.entrypoint is not None else tuple(closure.targets[:1])
-            targets = " ".join(closure.targets)
-            config = image_config(
-                platform=platform, created=created, diff_ids=[digests.diff_id],
-                entrypoint=entrypoint, cmd=opts.cmd, env=env, user=opts.user, workdir=opts.workdir,
-                labels=opts.labels, created_by=f"closure build {targets}".rstrip(),
-                comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, "
-                        f"{plan.content_bytes} bytes")
-            manifest, config_desc = write_layout(layout, config=config, layers=[layer],
-                                                 platform=platform, name=name, tag=tag, created=created)
+            oci = _write_oci(closure, root, plan, layout, opts, comp, mtime, on_bytes)
+            digests = oci.digests
             if fmt == "oci-archive":
                 with open(staged, "wb") as f:
-                    write_archive(layout, f, config=config_desc, layers=[layer],
-                                  repo_tags=[f"{name}:{tag}"], mtime=mtime)
-            result.update(reference=f"{name}:{tag}", manifest_digest=manifest.digest,
-                          config_digest=config_desc.digest)
+                    write_archive(layout, f, config=oci.config, layers=[oci.layer],
+                                  repo_tags=[oci.reference], mtime=mtime)
         atomic.publish(staged, out_path, stage)
-    return BuildResult(layer=digests, **result)
+    return BuildResult(path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
+                       files=plan.file_count, entries=len(plan.items), content_bytes=total,
+                       layer=digests, compression=comp, reference=oci and oci.reference,
+                       manifest_digest=oci and oci.manifest.digest, config_digest=oci and oci.config.digest)
+
+
+@dataclass(frozen=True)
+class _Oci:
+    digests: LayerDigests
+    layer: Descriptor
+    config: Descriptor
+    manifest: Descriptor
+    reference: str
+
+
+def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts: ImageOptions,
+               comp: Compression, mtime: int, on_bytes) -> _Oci:
+    """The OCI layout at `layout`: layer blob (streamed to a temp name, then named by its
+    digest), config, manifest, index."""
+    name = opts.name or default_name(closure.targets)
+    os.makedirs(os.path.join(layout, "blobs", "sha256"))
+    partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
+    with open(partial, "wb") as f:
+        digests = write_layer(plan, root, f, comp, mtime=mtime, progress=on_bytes)
+    layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
+    os.rename(partial, blob_path(layout, layer.digest))
+
+    created = rfc3339(mtime)
+    platform = closure_platform(closure, root)
+    targets = " ".join(closure.targets)
+    config = image_config(
+        platform=platform, created=created, diff_ids=[digests.diff_id],
+        entrypoint=opts.entrypoint if opts.entrypoint is not None else tuple(closure.targets[:1]),
+        cmd=opts.cmd, env=image_env(closure.env, opts.env), user=opts.user, workdir=opts.workdir,
+        labels=opts.labels, created_by=f"closure build {targets}".rstrip(),
+        comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, {plan.content_bytes} bytes")
+    manifest, config_desc = write_layout(layout, config=config, layers=[layer], platform=platform,
+                                         name=name, tag=opts.tag, created=created)
+    return _Oci(digests, layer, config_desc, manifest, f"{name}:{opts.tag}")
