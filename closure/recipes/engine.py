@@ -11,6 +11,7 @@ import fnmatch
 import json
 import logging
 import posixpath
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Context names whose values depend on the closure: a recipe reading them is re-run when
 # the closure grew (probe results are compared directly).
-_CLOSURE_NAMES = frozenset({"sonames", "paths", "targets"})
+_CLOSURE_WORDS = re.compile(r"\b(?:sonames|paths|targets)\b")
 
 
 class RecipeSet:
@@ -37,7 +38,7 @@ class RecipeSet:
         self.recipes = dict(sorted(recipes.items()))
         self.renderer = Renderer(template_dirs)
         self._states: dict[int, tuple[Closure, _State]] = {}
-        self._uses: dict[str, frozenset[str]] = {}
+        self._uses: dict[str, bool] = {}
 
     @classmethod
     def load(cls, user_dirs=()) -> "RecipeSet":
@@ -92,9 +93,8 @@ class RecipeSet:
             except (OSError, ValueError, TypeError) as e:
                 raise RecipeError(f"{recipe.source}: probe '{pc.bind}' ({pc.probe}) failed "
                                   f"for {hit.path}: {e}") from None
-        uses = self._recipe_uses(recipe)
         key = (recipe.name, hit.kind, hit.path, _fingerprint(results),
-               index.fingerprint if uses & _CLOSURE_NAMES else None)
+               index.fingerprint if self._reads_closure(recipe) else None)
         if key in state.done:
             return
         state.done.add(key)
@@ -103,18 +103,18 @@ class RecipeSet:
         for action in recipe.actions:
             _Run(self.renderer, recipe, action, collector, vars, reason).run(context)
 
-    def _recipe_uses(self, recipe: Recipe) -> frozenset[str]:
-        uses = self._uses.get(recipe.name)
-        if uses is None:
-            names: set[str] = set()
+    def _reads_closure(self, recipe: Recipe) -> bool:
+        """Whether any string or template of the recipe names sonames/paths/targets. A
+        plain word search: a false positive only costs a re-run, and parsing every string
+        with Jinja would cost more than the runs it saves."""
+        hit = self._uses.get(recipe.name)
+        if hit is None:
+            texts = [t for a in recipe.actions for _, t in _strings(a)]
             for a in recipe.actions:
-                for key, text in _strings(a):
-                    names |= (self.renderer.names_used_expr(text) if key in ("when", "each")
-                              else self.renderer.names_used(text))
                 if a.kind == "template":
-                    names |= self.renderer.names_used(template=a.value)
-            uses = self._uses[recipe.name] = frozenset(names)
-        return uses
+                    texts.append(self.renderer.source(a.value, f"{recipe.source}: {a.where}.template"))
+            hit = self._uses[recipe.name] = bool(_CLOSURE_WORDS.search("\n".join(texts)))
+        return hit
 
     def _state(self, collector) -> "_State":
         closure = collector.closure

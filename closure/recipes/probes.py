@@ -106,14 +106,21 @@ def run_probe(name: str, ctx: ProbeContext, args: dict) -> Any:
 # -- reading files inside the root -------------------------------------------------------------
 
 _BYTES_CACHE: dict[tuple, bytes] = {}
+_STRINGS_CACHE: dict[tuple, tuple[str, ...]] = {}
+
+
+def _file_key(root: Root, real: str) -> tuple | None:
+    st = root.lstat(real)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return None
+    return (root.path, real, st.st_size, st.st_mtime_ns)
 
 
 def _file_bytes(root: Root, real: str) -> bytes | None:
     """Whole-file bytes of a resolved image path, cached by (root, path, size, mtime)."""
-    st = root.lstat(real)
-    if st is None or not stat.S_ISREG(st.st_mode):
+    key = _file_key(root, real)
+    if key is None:
         return None
-    key = (root.path, real, st.st_size, st.st_mtime_ns)
     data = _BYTES_CACHE.get(key)
     if data is None:
         try:
@@ -121,18 +128,35 @@ def _file_bytes(root: Root, real: str) -> bytes | None:
                 data = f.read()
         except OSError:
             return None
-        if len(_BYTES_CACHE) > 64:
+        if len(_BYTES_CACHE) >= 8:
             _BYTES_CACHE.clear()
         _BYTES_CACHE[key] = data
     return data
 
 
-def cstrings(root: Root, real: str, pattern: bytes) -> list[str]:
-    """Every match of `pattern` (group 1) in a file's bytes, in file order, decoded."""
-    data = _file_bytes(root, real)
-    if data is None:
+def strings_with(root: Root, real: str, needle: bytes, pattern: str | None = None) -> list[str]:
+    """The NUL-delimited strings of a file that contain `needle` (and fully match the regex
+    `pattern`, if given), in file order. Finding the needle first and widening to the
+    string around it is far faster than a regex over megabytes of library."""
+    key = _file_key(root, real)
+    if key is None:
         return []
-    return [m.group(1).decode("utf-8", "surrogateescape") for m in re.finditer(pattern, data)]
+    hit = _STRINGS_CACHE.get((key, needle))
+    if hit is None:
+        data = _file_bytes(root, real) or b""
+        found: list[str] = []
+        i = data.find(needle)
+        while i >= 0:
+            start = data.rfind(b"\0", 0, i) + 1
+            end = data.find(b"\0", i + len(needle))
+            end = len(data) if end < 0 else end
+            found.append(data[start:end].decode("utf-8", "surrogateescape"))
+            i = data.find(needle, end)
+        hit = _STRINGS_CACHE[(key, needle)] = tuple(found)
+    if pattern is None:
+        return list(hit)
+    rx = re.compile(pattern)
+    return [x for x in hit if rx.fullmatch(x)]
 
 
 def _read_text(root: Root, ipath: str) -> str | None:
@@ -186,7 +210,7 @@ def merged_usr_links(ctx: ProbeContext) -> list[str]:
 
 # -- glibc -----------------------------------------------------------------------------------
 
-_GLIBC_VERSION = re.compile(rb"GNU C Library [^\n\0]*?release version (\d+)\.(\d+)")
+_GLIBC_MEMO: dict[tuple, dict] = {}
 
 
 @probe
@@ -196,29 +220,37 @@ def glibc(ctx: ProbeContext) -> dict | None:
     libc = ctx.lib("libc.so.6")
     if libc is None:
         return None
-    data = _file_bytes(ctx.root, libc) or b""
-    m = _GLIBC_VERSION.search(data)
-    version = (int(m.group(1)), int(m.group(2))) if m else None
+    key = _file_key(ctx.root, libc)
+    if key in _GLIBC_MEMO:
+        return dict(_GLIBC_MEMO[key])
+    version = None
+    for text in strings_with(ctx.root, libc, b"GNU C Library"):
+        m = re.search(r"release version (\d+)\.(\d+)", text)
+        if m:
+            version = (int(m.group(1)), int(m.group(2)))
+            break
     libdir = posixpath.dirname(libc)
-    gconv = _first_string(data, rb"\0(/[^\0]*/gconv)(?=\0)") or posixpath.join(libdir, "gconv")
-    locale = _first_string(data, rb"\0(/[^\0]*)/locale-archive\0") or "/usr/lib/locale"
-    zoneinfo = _first_string(data, rb"\0(/[^\0]*zoneinfo)(?=\0)") or "/usr/share/zoneinfo"
-    return {
+    gconv = _first(strings_with(ctx.root, libc, b"/gconv", r"/.*/gconv")) or posixpath.join(libdir, "gconv")
+    archive = _first(strings_with(ctx.root, libc, b"/locale-archive", r"/.*/locale-archive"))
+    zoneinfo = _first(strings_with(ctx.root, libc, b"zoneinfo", r"/\S*zoneinfo"))
+    out = {
         "path": libc,
         "version": f"{version[0]}.{version[1]}" if version else None,
         # glibc 2.34 moved the files and dns NSS services into libc itself.
         "nss_builtin": version is not None and version >= (2, 34),
         "libdir": libdir,
         "gconv_dir": gconv,
-        "locale_dir": locale,
-        "zoneinfo": zoneinfo,
+        "locale_dir": posixpath.dirname(archive) if archive else "/usr/lib/locale",
+        "zoneinfo": zoneinfo or "/usr/share/zoneinfo",
         "libgcc_s": _find_lib(ctx.root, "libgcc_s.so.1", libdir),
     }
+    if key is not None:
+        _GLIBC_MEMO[key] = out
+    return dict(out)
 
 
-def _first_string(data: bytes, pattern: bytes) -> str | None:
-    m = re.search(pattern, data)
-    return m.group(1).decode("utf-8", "surrogateescape") if m else None
+def _first(values: list[str]) -> str | None:
+    return values[0] if values else None
 
 
 def _find_lib(root: Root, name: str, first_dir: str) -> str | None:
@@ -478,10 +510,9 @@ def terminfo(ctx: ProbeContext, names=()) -> dict:
     lib = ctx.lib("libtinfo*.so*") or ctx.lib("libncurses*.so*")
     dirs: list[str] = []
     if lib is not None:
-        for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*terminfo(?::[^\0]*)?)(?=\0)"):
-            if ":" in s:
-                dirs = [d for d in s.split(":") if d.startswith("/")]
-                break
+        lists = strings_with(ctx.root, lib, b"terminfo", r"/[^:]*terminfo(?::/[^:]*)+")
+        if lists:
+            dirs = lists[0].split(":")
     dirs = dirs or list(_TERMINFO_DIRS)
     paths, missing = [], []
     for name in names:
@@ -496,7 +527,6 @@ def terminfo(ctx: ProbeContext, names=()) -> dict:
 
 # -- TLS ---------------------------------------------------------------------------------------
 
-_OSSL_DIR = re.compile(rb'(OPENSSLDIR|MODULESDIR|ENGINESDIR): "([^"\0]*)"')
 
 
 @probe
@@ -506,10 +536,10 @@ def openssl_dirs(ctx: ProbeContext) -> dict | None:
     lib = ctx.lib("libcrypto.so.*")
     if lib is None:
         return None
-    data = _file_bytes(ctx.root, lib) or b""
     found: dict[str, str] = {}
-    for m in _OSSL_DIR.finditer(data):
-        found.setdefault(m.group(1).decode(), m.group(2).decode("utf-8", "surrogateescape"))
+    for text in strings_with(ctx.root, lib, b'DIR: "', r'(?:OPENSSL|MODULES|ENGINES)DIR: "[^"]*"'):
+        name, _, value = text.partition(": ")
+        found.setdefault(name, value[1:-1])
     openssldir = found.get("OPENSSLDIR")
     if not openssldir:
         return None
@@ -533,9 +563,10 @@ def gnutls_trust_store(ctx: ProbeContext) -> dict | None:
     lib = ctx.lib("libgnutls.so.*")
     if lib is None:
         return None
-    files = [s for s in cstrings(ctx.root, lib, rb"\0(/[^\0]*\.(?:crt|pem))(?=\0)")]
-    pkcs11 = [s for s in cstrings(ctx.root, lib, rb"\0(pkcs11:[^\0]+)(?=\0)") if "trust" in s]
-    config = [s for s in cstrings(ctx.root, lib, rb"\0(/etc/gnutls/[^\0]+)(?=\0)")]
+    files = (strings_with(ctx.root, lib, b".crt", r"/\S*\.crt")
+             + strings_with(ctx.root, lib, b".pem", r"/\S*\.pem"))
+    pkcs11 = [x for x in strings_with(ctx.root, lib, b"pkcs11:", r"pkcs11:\S+") if "trust" in x]
+    config = strings_with(ctx.root, lib, b"/etc/gnutls/", r"/etc/gnutls/\S+")
     return {
         "lib": lib,
         "files": _dedup(files),
@@ -568,8 +599,9 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
             if real is None:
                 continue
             modules.append(mod)
-            for s in cstrings(ctx.root, real, rb"\0(/[^\0]*(?:\.crt|\.pem|ca-trust-source|anchors)[^\0]*)(?=\0)"):
-                anchors += [p for p in s.split(":") if p.startswith("/") and _exists(ctx.root, p)]
+            for needle in (b".crt", b".pem", b"ca-trust-source", b"anchors"):
+                for text in strings_with(ctx.root, real, needle, r"/[^\s]*"):
+                    anchors += [p for p in text.split(":") if p.startswith("/") and _exists(ctx.root, p)]
     for conf in ("/etc/pkcs11/pkcs11.conf",):
         if _exists(ctx.root, conf):
             configs.append(conf)
@@ -677,9 +709,9 @@ def perl_inc(ctx: ProbeContext, run: bool = True) -> dict | None:
         for obj in (real, libperl):
             if obj is None:
                 continue
-            for s in cstrings(ctx.root, obj, rb"\0(/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*)(?=\0)"):
-                if "/debug/" not in s and not s.endswith((".so", ".debug")):
-                    inc.append(s)
+            for text in strings_with(ctx.root, obj, b"perl", r"/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*"):
+                if "/debug/" not in text and not text.endswith((".so", ".debug")):
+                    inc.append(text)
     inc = [d for d in _dedup(inc) if _is_dir(ctx.root, d)]
     return {"inc": inc, "exe": real} if inc else None
 

@@ -7,10 +7,70 @@ first use only: loading recipes for `closure recipes list` must not pay for it.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from .schema import RecipeError
+
+_NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*"
+_PLACEHOLDER = re.compile(r"\{\{\s*(" + _NAME + r")\s*\}\}")
+_SIMPLE_STRING = re.compile(r"(?:[^{}]|\{\{\s*" + _NAME + r"\s*\}\})*")
+_TERM = r"\s*(?:not\s+)?" + _NAME + r"\s*"
+_BOOL_EXPR = re.compile(_TERM + r"(?:(?:and|or)" + _TERM + r")*")
+_KEYWORDS = frozenset({"not", "and", "or", "in", "is", "if", "else", "true", "false", "none",
+                       "True", "False", "None"})
+
+
+def _lookup(dotted: str, context: dict, where: str):
+    """`a.b[0]` the way Jinja reads it (attribute, then item) with StrictUndefined's errors."""
+    parts = re.findall(r"[A-Za-z_]\w*|\[\d+\]", dotted)
+    head = parts[0]
+    if head in _KEYWORDS or head not in context:
+        if head in ("true", "True", "false", "False", "none", "None") and len(parts) == 1:
+            return {"true": True, "True": True, "false": False, "False": False}.get(head)
+        raise RecipeError(f"{where}: '{head}' is undefined")
+    value = context[head]
+    for part in parts[1:]:
+        if part.startswith("["):
+            try:
+                value = value[int(part[1:-1])]
+            except (IndexError, KeyError, TypeError):
+                raise RecipeError(f"{where}: {_type(value)} has no element {part}") from None
+            continue
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif not isinstance(value, dict) and hasattr(value, part) and not part.startswith("_"):
+            value = getattr(value, part)
+        else:
+            raise RecipeError(f"{where}: {_type(value)} has no attribute '{part}'")
+    return value
+
+
+def _bool_expr(text: str, context: dict, where: str):
+    """`or` of `and`s of optionally negated names, short-circuiting like Python."""
+    value = None
+    for alternative in re.split(r"\s+or\s+", text.strip()):
+        value = True
+        for term in re.split(r"\s+and\s+", alternative.strip()):
+            term = term.strip()
+            negate = term.startswith("not ") or term.startswith("not\t")
+            v = _lookup(term[3:].strip() if negate else term, context, where)
+            value = (not v) if negate else v
+            if not value:
+                break
+        if value:
+            return value
+    return value
+
+
+def _type(value) -> str:
+    # Jinja's wording: "'dict object' has no attribute 'x'"
+    return f"'{type(value).__name__} object'" if value is not None else "'None'"
+
+
+def _str(value) -> str:
+    return "None" if value is None else str(value)
 
 
 class Renderer:
@@ -38,6 +98,10 @@ class Renderer:
         """Render a short template string (a path, an env value)."""
         if "{" not in text:
             return text
+        if _SIMPLE_STRING.fullmatch(text):
+            # Only `{{ a.b }}` placeholders: look them up directly. Compiling a Jinja
+            # template costs ~1 ms, and most recipe strings are like this.
+            return _PLACEHOLDER.sub(lambda m: _str(_lookup(m.group(1), context, where)), text)
         tmpl = self._strings.get(text)
         if tmpl is None:
             tmpl = self._strings[text] = self._compile(lambda: self.env.from_string(text), where)
@@ -45,6 +109,10 @@ class Renderer:
 
     def expr(self, text: str, context: dict, where: str):
         """Evaluate a Jinja expression (`when`, `each`)."""
+        if _BOOL_EXPR.fullmatch(text):
+            # `a.b`, `not a`, `a and not b.c or d`: evaluated here with Python's (and
+            # Jinja's) semantics; anything richer goes to Jinja.
+            return _bool_expr(text, context, where)
         fn = self._exprs.get(text)
         if fn is None:
             fn = self._exprs[text] = self._compile(
@@ -59,17 +127,13 @@ class Renderer:
         tmpl = self._compile(lambda: self.env.get_template(name), where)
         return self._run(lambda: tmpl.render(context), where)
 
-    def names_used(self, text: str | None = None, template: str | None = None) -> frozenset[str]:
-        """The context names a string or template file reads (for the engine's change check)."""
-        from jinja2 import meta
-        if template is not None:
-            src, _, _ = self.env.loader.get_source(self.env, template)
-        else:
-            src = text or ""
-        return frozenset(meta.find_undeclared_variables(self.env.parse(src)))
-
-    def names_used_expr(self, text: str) -> frozenset[str]:
-        return self.names_used("{{ " + text + " }}")
+    def source(self, name: str, where: str) -> str:
+        """A template file's text, found the way rendering finds it."""
+        for d in self.template_dirs:
+            p = d / name
+            if p.is_file():
+                return p.read_text(encoding="utf-8")
+        raise RecipeError(f"{where}: template not found: {name}")
 
     def check(self, text: str, where: str, expression: bool = False) -> None:
         """Syntax check only (used by `closure recipes show` and the tests)."""

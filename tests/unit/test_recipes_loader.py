@@ -86,5 +86,38 @@ def test_expressions_and_plain_strings():
     assert r.expr("a and a.x", {"a": None}, "w") is None
     assert r.expr("a.x + ['z']", {"a": {"x": ["y"]}}, "w") == ["y", "z"]
     assert r.string("/no/template/here", {}, "w") == "/no/template/here"
-    assert r.names_used("{{ ssl.cafile }}/{{ trigger.dir }}") == {"ssl", "trigger"}
-    assert r.names_used_expr("py and not pycache") == {"py", "pycache"}
+
+
+@pytest.mark.parametrize("text", [
+    "{{ a.b }}/x", "/p/{{ a.l[1] }}-{{ n }}", "{{ a.none }}", "{{ t }}", "{{a.b}}{{ a.b }}",
+])
+def test_fast_placeholders_render_like_jinja(text):
+    ctx = {"a": {"b": "/etc", "l": ["x", "y"], "none": None}, "n": 3, "t": True}
+    r = Renderer(())
+    assert r.string(text, ctx, "w") == r.env.from_string(text).render(ctx)
+
+
+@pytest.mark.parametrize("text", [
+    "a.b", "not a.b", "a.none", "not a.none", "a.l", "a.l[0]", "true", "n",
+    "a.b and a.l", "a.none and a.b", "n or a.b", "n or a.none", "a.none or n",
+    "a.b and not a.none", "n or a.b and a.l", "not n and not a.none or a.b", "a.l and a.none or n",
+])
+def test_fast_expressions_evaluate_like_jinja(text):
+    ctx = {"a": {"b": "/etc", "l": ["x", "y"], "none": None}, "n": 0}
+    r = Renderer(())
+    assert r.expr(text, ctx, "w") == r.env.compile_expression(text)(**ctx)
+
+
+@pytest.mark.parametrize("text, expr", [("{{ nope }}", False), ("{{ a.zz }}", False), ("{{ a.l[5] }}", False),
+                                        ("nope", True), ("not a.zz", True), ("a.l or nope", True)])
+def test_fast_path_is_as_strict_as_jinja(text, expr):
+    import jinja2
+    ctx = {"a": {"l": []}}
+    r = Renderer(())
+    with pytest.raises(RecipeError, match="^w: "):
+        r.expr(text, ctx, "w") if expr else r.string(text, ctx, "w")
+    with pytest.raises(jinja2.UndefinedError):
+        if expr:
+            str(r.env.compile_expression(text, undefined_to_none=False)(**ctx))
+        else:
+            r.env.from_string(text).render(ctx)
