@@ -90,6 +90,21 @@ def test_openssl_loads_the_legacy_provider_from_modulesdir(tmp):
         assert re.search(rb"MD4\(stdin\)= 7291db6af45a90d1f945751cb095f193", p.stdout + p.stderr)
 
 
+def test_git_over_gnutls_trusts_the_ca_cert(tmp, ca):
+    """git-remote-https uses libcurl-gnutls: the GnuTLS recipe's trust file carries the CA.
+    The test server is no git server: git reaching "not valid" means TLS worked."""
+    helper = "/usr/lib/git-core/git-remote-https"
+    if not os.path.exists(helper):
+        pytest.skip("needs git")
+    vars = RecipeVars.from_options(ca_certs=[ca.ca_cert])
+    with image(tmp, "git-ca", ["/usr/bin/git", helper], vars) as (name, _), https_server(ca) as port:
+        p = run(name, "git", "ls-remote", f"https://{TEST_HOST}:{port}/", net=HOST_NET)
+        assert p.returncode == 128 and b"info/refs not valid: is this a git repository" in p.stderr, p.stderr
+    with image(tmp, "git-noca", ["/usr/bin/git", helper]) as (name, _), https_server(ca) as port:
+        p = run(name, "git", "ls-remote", f"https://{TEST_HOST}:{port}/", net=HOST_NET)
+        assert p.returncode == 128 and b"certificate" in p.stderr.lower(), p.stderr
+
+
 # -- glibc ----------------------------------------------------------------------------------
 
 def test_getent_hosts_and_passwd(tmp):
@@ -174,6 +189,22 @@ def test_tmp_home_and_no_secrets(python_image, user, home):
     for path in closure.entries:
         assert path not in ("/etc/shadow", "/etc/gshadow")
         assert not path.startswith(("/etc/ssh/ssh_host_", "/root/", "/home/nonroot/"))
+
+
+def test_python_sets_the_c_utf8_locale(python_image):
+    name, _ = python_image
+    p = run(name, "python3", "-c", "import locale; print(locale.setlocale(locale.LC_ALL, 'C.UTF-8'))")
+    assert p.returncode == 0 and p.stdout == b"C.UTF-8\n", p.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/infocmp"), reason="needs ncurses-bin")
+def test_terminfo_for_a_tinfo_program(tmp):
+    with image(tmp, "infocmp", ["/usr/bin/infocmp"]) as (name, _):
+        for term in ("xterm-256color", "vt100", "dumb"):
+            p = run(name, "infocmp", term)
+            assert p.returncode == 0 and f"{term}|".encode() in p.stdout, p.stderr
+        p = run(name, "infocmp", "wy50")     # not in the small set
+        assert p.returncode != 0
 
 
 def test_perl_posix_xs(tmp):

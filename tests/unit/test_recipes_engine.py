@@ -331,3 +331,19 @@ def test_user_option_adds_an_account_and_its_home():
     assert "alice:x:1000:1000:alice:/home/alice:/sbin/nologin" in e["/etc/passwd"].content.decode().splitlines()
     assert "alice:x:1000:" in e["/etc/group"].content.decode().splitlines()
     assert e["/home/alice"].type == "dir" and e["/home/alice"].mode == 0o755
+
+
+@pytest.mark.parametrize("target", [CURL, "/usr/bin/python3"])
+def test_recipes_inside_the_image_root_find_the_same_files(tmp_path, target):
+    """The image's own root as a foreign root (what `slim` does): probes derive instead of
+    running host programs, and the closure found there is the one the image holds."""
+    from closure.image import ImageOptions, write_image
+    if not os.path.exists(target):
+        pytest.skip(f"needs {target}")
+    first = build([target])
+    write_image(first, Root("/"), str(tmp_path / "rootfs"), ImageOptions(format="rootfs"))
+    again = build([target], root=Root(str(tmp_path / "rootfs")))
+    assert set(again.entries) == set(first.entries)
+    for p in ("/etc/passwd", "/etc/nsswitch.conf"):
+        assert again.entries[p].content == first.entries[p].content
+    assert again.env == first.env and again.warnings == first.warnings
