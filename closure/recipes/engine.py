@@ -339,6 +339,10 @@ class _Run:
         generated file goes in first so add_path then only adds the links to it."""
         extra = b"".join(c.pem for c in self.vars.ca_certs)
         res = self.root.try_resolve(p)
+        if res is not None and self.root.is_dir(res.path):
+            self.c.add_path(p, self.reason)      # a hashed-certs dir: not a bundle to extend
+            self._warn(f"recipe {self.recipe.name}: {p} is a directory; --ca-cert not added to it")
+            return
         if res is not None and self.root.is_file(res.path):
             data = self.root.read_bytes(res.path)
             if data and not data.endswith(b"\n"):

@@ -567,9 +567,11 @@ def gnutls_trust_store(ctx: ProbeContext) -> dict | None:
              + strings_with(ctx.root, lib, b".pem", r"/\S*\.pem"))
     pkcs11 = [x for x in strings_with(ctx.root, lib, b"pkcs11:", r"pkcs11:\S+") if "trust" in x]
     config = strings_with(ctx.root, lib, b"/etc/gnutls/", r"/etc/gnutls/\S+")
+    # The compiled-in default is one path; other .crt/.pem strings would be help texts.
+    existing = [f for f in _dedup(files) if ctx.root.is_file(f)]
     return {
         "lib": lib,
-        "files": _dedup(files),
+        "files": existing or _dedup(files)[:1],
         "pkcs11": pkcs11[0] if pkcs11 else None,
         "config": [c for c in _dedup(config) if _exists(ctx.root, c)],
     }
@@ -605,7 +607,10 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
     for conf in ("/etc/pkcs11/pkcs11.conf",):
         if _exists(ctx.root, conf):
             configs.append(conf)
-    return {"configs": configs, "modules": modules, "anchors": _dedup(anchors)}
+    anchors = _dedup(anchors)
+    return {"configs": configs, "modules": modules,
+            "anchors": [a for a in anchors if not ctx.root.is_dir(a)],
+            "anchor_dirs": [a for a in anchors if ctx.root.is_dir(a)]}
 
 
 # -- interpreters ------------------------------------------------------------------------------

@@ -347,3 +347,11 @@ def test_recipes_inside_the_image_root_find_the_same_files(tmp_path, target):
     for p in ("/etc/passwd", "/etc/nsswitch.conf"):
         assert again.entries[p].content == first.entries[p].content
     assert again.env == first.env and again.warnings == first.warnings
+
+
+def test_ca_bundle_on_a_directory_is_left_alone(tmp_path, test_ca):
+    recipe = 'description = "x"\n[trigger]\nalways = true\n[[add]]\npath = "/usr/lib/app/plugins"\nca_bundle = true\n'
+    c = user_collector(tmp_path, recipe, RecipeVars(ca_certs=(read_ca_cert(test_ca / "ca.pem"),)))
+    e = c.closure.entries["/usr/lib/app/plugins"]
+    assert e.type == "dir" and e.content is None
+    assert any("is a directory; --ca-cert not added" in w for w in c.closure.warnings)

@@ -101,7 +101,7 @@ def test_p11_kit_trust_on_a_fake_root(tmp_path):
     got = P.p11_kit_trust(ctx("/x", "/usr/lib/x86_64-linux-gnu/libp11-kit.so.0", root=root, closure=c))
     assert got == {"configs": ["/usr/share/p11-kit/modules/p11-kit-trust.module"],
                    "modules": ["/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so"],
-                   "anchors": ["/etc/ssl/certs/ca-certificates.crt"]}
+                   "anchors": ["/etc/ssl/certs/ca-certificates.crt"], "anchor_dirs": []}
 
 
 # -- glibc -----------------------------------------------------------------------------------
