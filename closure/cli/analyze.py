@@ -18,6 +18,8 @@ Examples:
   closure analyze /usr/bin/curl --tree       # dependency tree, like lddtree
 
   closure analyze app --root ./rootfs --strict   # inside an unpacked image; missing libs fail
+
+  closure analyze /usr/bin/curl --by-package # files grouped by the dpkg/apk package owning them
 """
 
 
@@ -34,6 +36,7 @@ def register(app: typer.Typer) -> None:
         no_recipes: bool = o.NoRecipesOpt,
         recipe_dirs: Optional[List[str]] = o.RecipesDirOpt,
         show_dirs: bool = typer.Option(False, "--dirs", help="Also list directories in the table."),
+        by_package: bool = typer.Option(False, "--by-package", help="Group files by the package (dpkg, apk) that owns them, with versions; --json adds a \"packages\" section."),
     ) -> None:
         from ..collect import Options, collect
         from ..root import Root
@@ -44,8 +47,20 @@ def register(app: typer.Typer) -> None:
         closure = collect(list(targets), opts)
         for w in closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
+        grouping = inventory = None
+        if by_package:
+            from ..audit.bypackage import group
+            from ..audit.inventory import from_closure
+            inventory = from_closure(closure, opts.root, hashes=False)
+            grouping = group(inventory)
         if as_json:
-            typer.echo(json.dumps(closure.to_json(), indent=2, sort_keys=False))
+            doc = closure.to_json()
+            if grouping is not None:
+                doc["packages"] = grouping.to_json(inventory)
+            typer.echo(json.dumps(doc, indent=2, sort_keys=False))
+        elif grouping is not None:
+            from ..audit.bypackage import table as package_table
+            typer.echo(package_table(grouping))
         elif as_tree:
             from ..elf.ldso import Loader
             from ..report import tree

@@ -1,0 +1,1 @@
+"""Audit: which packages an image's files come from, SBOMs, diffs, reports, inspection."""

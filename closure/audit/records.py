@@ -1,0 +1,136 @@
+"""The package database an image carries, so scanners (syft, grype, trivy) and
+`closure sbom IMAGE` still see which packages its files came from.
+
+closure images hold parts of packages, not whole ones, so dpkg's own `status` + `info/`
+layout would lie. The distroless layout fits: one record per package under
+`/var/lib/dpkg/status.d/<package>` (the package's dpkg status stanza) and
+`/var/lib/dpkg/status.d/<package>.md5sums` listing exactly the package's regular files that
+are in the image, by their image paths. Each package's `/usr/share/doc/<pkg>/copyright`
+is copied too: it is where scanners read licenses from, and shipping a GPL binary without
+its license is not allowed anyway.
+"""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+
+from ..model import Closure, Reason
+from ..root import Root
+from . import deb822
+from .packages import STATUS_D, Package, PackageDB
+from .tree import RootTree
+
+RECIPE = "package-records"
+# Fields that describe the host's installation state, not the package in the image.
+_DROP = frozenset({"status", "conffiles", "config-version", "triggers-pending", "triggers-awaited"})
+
+
+def _copied(closure: Closure) -> dict[str, str]:
+    """image path -> path in the root, for files and links copied from the root."""
+    out = {}
+    for e in closure.entries.values():
+        if e.content is not None or e.type == "dir":
+            continue
+        out[e.path] = e.source if e.type == "file" and e.source else e.path
+    return out
+
+
+def owned_packages(closure: Closure, db: PackageDB) -> dict[str, list[str]]:
+    """package key -> image paths (files and links) of the closure it owns, sorted."""
+    copied = _copied(closure)
+    # license_files() asks next for /usr/share/doc/<pkg>[/copyright]: index those names
+    # in the same pass over the file lists.
+    also = frozenset({"copyright"} | {p.name for p in db.packages.values()})
+    owners = db.owners_of(sorted(set(copied.values())), also=also)
+    out: dict[str, list[str]] = {}
+    for ipath in sorted(copied):
+        for o in owners[copied[ipath]]:
+            out.setdefault(o.package.key, []).append(ipath)
+    return out
+
+
+def record_stanza(pkg: Package) -> bytes:
+    fields = [("Package", pkg.name), ("Status", "install ok installed")]
+    fields += [(k, v) for k, v in pkg.record if k.lower() not in _DROP and k.lower() != "package"]
+    return deb822.format_stanza(fields).encode("utf-8", "surrogateescape")
+
+
+def _md5(root: Root, closure: Closure, ipath: str) -> str:
+    entry = closure.entries[ipath]
+    with root.open(root.resolve(entry.source or ipath).path) as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
+
+
+def _record_names(keys: list[str], db: PackageDB) -> dict[str, str]:
+    # Named by package; a name installed for two architectures gets the arch appended.
+    count: dict[str, int] = {}
+    for k in keys:
+        count[db.packages[k].name] = count.get(db.packages[k].name, 0) + 1
+    return {k: db.packages[k].name if count[db.packages[k].name] == 1
+            else f"{db.packages[k].name}_{db.packages[k].architecture}" for k in keys}
+
+
+def package_records(closure: Closure, root: Root, db: PackageDB | None = None) -> list[tuple[str, bytes]]:
+    """(image path, bytes) of the status.d records for every deb package owning a file or
+    link of the closure; [] when the root has no dpkg database."""
+    db = db or PackageDB(RootTree(root))
+    owned = owned_packages(closure, db)
+    keys = sorted(k for k in owned if db.packages[k].kind == "deb")
+    names = _record_names(keys, db)
+    out: list[tuple[str, bytes]] = []
+    for key in keys:
+        pkg = db.packages[key]
+        base = f"{STATUS_D}/{names[key]}"
+        out.append((base, record_stanza(pkg)))
+        files = [p for p in owned[key] if closure.entries[p].type == "file"]
+        md5 = "".join(f"{_md5(root, closure, p)}  {p.lstrip('/')}\n" for p in files)
+        out.append((base + ".md5sums", md5.encode("utf-8", "surrogateescape")))
+    return out
+
+
+def license_files(closure: Closure, db: PackageDB) -> list[tuple[str, str]]:
+    """(copyright path, first owned path) for every deb package owning part of the closure
+    whose copyright file exists in the root and is not in the closure yet."""
+    out = []
+    for key, paths in sorted(owned_packages(closure, db).items()):
+        pkg = db.packages[key]
+        path = f"/usr/share/doc/{pkg.name}/copyright"
+        if pkg.kind == "deb" and path not in closure.entries and db.tree.read_bytes(path) is not None:
+            out.append((path, paths[0]))
+    return sorted(set(out))
+
+
+def add_package_records(collector, copyright: bool = True) -> None:
+    """Add the records (and, unless copyright=False, the copyright files) to the
+    collector's closure. Call once the closure is otherwise final."""
+    closure, root = collector.closure, collector.root
+    db = PackageDB(RootTree(root))
+    if not db.found:
+        return
+    if copyright:
+        for path, by in license_files(closure, db):
+            collector.add_path(path, Reason("recipe", by=by, recipe=RECIPE))
+    for ipath, data in package_records(closure, root, db):
+        name = posixpath.basename(ipath).removesuffix(".md5sums")
+        collector.add_generated(ipath, data, 0o644, Reason("generated", recipe=RECIPE, name=name))
+    _add_parents(collector)
+
+
+def _add_parents(collector) -> None:
+    entries = collector.closure.entries
+    for path in sorted(entries):
+        parent = posixpath.dirname(path)
+        while parent != "/" and parent not in entries:
+            collector.add_dir(parent, 0o755, Reason("parent", by=path))
+            parent = posixpath.dirname(parent)
+
+
+def with_package_records(closure: Closure, root: Root, copyright: bool = True) -> Closure:
+    """The closure plus its package records, for commands that run collect() themselves
+    (sbom, report of a TARGET). Adds to `closure` in place and returns it."""
+    from ..collect import Collector, Options
+    collector = Collector(Options(root=root, recipes=False, dlopen_scan=False))
+    collector.closure = closure
+    add_package_records(collector, copyright)
+    return closure
+
