@@ -32,6 +32,9 @@ class Options:
     recipe_dirs: tuple[str, ...] = ()
     recipe_vars: object | None = None          # closure.recipes RecipeVars
     probes: tuple[str, ...] = ()
+    probe_in_image: bool = False               # run probes in the candidate rootfs (bwrap)
+    probe_network: bool = False                # let sandboxed probes use the network
+    probe_rounds: int = 5                      # in-image rounds before giving up
     includes: tuple[tuple[str, str], ...] = ()  # (source image path, destination image path)
     excludes: tuple[str, ...] = ()
     path: str = DEFAULT_PATH                   # PATH for bare names and `#!/usr/bin/env NAME`

@@ -1,0 +1,142 @@
+"""Probes in the candidate image (`closure build --probe CMD --probe-in-image`).
+
+Each round writes the closure so far as a rootfs, runs the probe inside it with
+bubblewrap (probe_sandbox: read-only root, tmpfs /tmp, fresh /proc and /dev, no network
+unless asked) under the host's strace with failed calls recorded, and reads the failures:
+a path the probe failed to open, exec or stat (ENOENT) that exists in the source root is
+what the image lacks, so it joins the closure (reason `traced`). A failed exec of a
+program that is there means its `#!` interpreter or ELF loader is not, so it goes
+through add_target. Rounds repeat until the probe passes and nothing new is missing,
+at most Options.probe_rounds; the probe must pass at the end or the build fails.
+
+What this cannot see: a program that lists a directory and copes with fewer entries, or
+one that falls back silently on a non-ENOENT error.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+from ..errors import BadInput, JobFailed
+from ..image.rootfs import write_rootfs
+from ..image.tarlayer import plan_layer
+from ..model import Reason
+from ..root import Root
+from .probe import PROBE_TIMEOUT, add_traced, include_secrets, probe_env, stderr_tail
+from .probe_sandbox import HELPER_DIR, bwrap_argv, helper_command, make_helper
+from .run import TraceResult, run_probe
+from .select import is_dropped, is_secret, missing_paths, under
+
+DEFAULT_ROUNDS = 5
+
+
+@dataclass
+class InImageReport:
+    probe: str
+    rounds: int = 0
+    passed: bool = False
+    added: list[list[str]] = field(default_factory=list)   # per round, sorted
+    secrets: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        n = sum(len(a) for a in self.added)
+        state = "passed" if self.passed else "failed"
+        head = f"probe {self.probe!r} in the image: {state} in round {self.rounds}"
+        if not n:
+            return head + ", nothing was missing"
+        shown = [p for a in self.added for p in a]
+        more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+        return f"{head}; added {n} path(s) the image lacked: {', '.join(shown[:8])}{more}"
+
+
+def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageReport:
+    """Run the probe in the candidate image until it passes with nothing missing."""
+    opts = collector.opts
+    rounds = rounds or getattr(opts, "probe_rounds", DEFAULT_ROUNDS) or DEFAULT_ROUNDS
+    report = InImageReport(probe)
+    reason = Reason("traced", probe=probe)
+    with tempfile.TemporaryDirectory(prefix="closure-inimage-") as work:
+        helper = os.path.join(work, "helper")
+        os.mkdir(helper)
+        make_helper(helper)
+        result = None
+        for n in range(1, rounds + 1):
+            report.rounds = n
+            collector.walk_pending()
+            rootfs = os.path.join(work, f"rootfs{n}")
+            os.mkdir(rootfs)
+            write_rootfs(plan_layer(collector.closure, collector.root,
+                                    excludes=tuple(getattr(opts, "excludes", ()))),
+                         collector.root, rootfs, mtime=0)
+            result = _run(collector, probe, rootfs, helper)
+            missing, secrets = lacking(result, collector.root, Root(rootfs), include_secrets(opts))
+            report.secrets = sorted(set(report.secrets) | set(secrets))
+            before = collector.changes
+            added = []
+            for path, kind in missing:
+                mark = collector.changes
+                add_traced(collector, path, kind, reason)
+                if collector.changes != mark:
+                    added.append(path)
+            collector.walk_pending()
+            report.added.append(added)
+            _remove_tree(rootfs)
+            if collector.changes == before:
+                report.passed = result.ok
+                break
+        else:
+            report.passed = result.ok
+    for s in report.secrets:
+        collector.closure.warnings.append(
+            f"probe {probe!r}: looked for {s}, a secret: not taken (include it explicitly to take it)")
+    if not report.passed:
+        raise JobFailed(f"probe {probe!r} {result.describe_status()} in the image after "
+                        f"{report.rounds} round(s){stderr_tail(result)}")
+    if report.added and report.added[-1] and report.rounds == rounds:
+        collector.closure.warnings.append(
+            f"probe {probe!r}: round {rounds} (the last) still added paths; the image was not "
+            f"re-checked with them (raise probe-rounds)")
+    collector.closure.warnings.append(report.summary())
+    return report
+
+
+def _run(collector, probe: str, rootfs: str, helper: str) -> TraceResult:
+    wrapper = bwrap_argv(rootfs, env=probe_env(collector, home="/"),
+                         network=getattr(collector.opts, "probe_network", False), helper=helper)
+    # bwrap is exec 1; the helper shell (exec 2) is kept: its failed PATH lookups are
+    # how a missing program shows.
+    return run_probe(helper_command(helper, probe), None, failed=True, timeout=PROBE_TIMEOUT,
+                     wrapper=wrapper, wrapper_execs=1, path_map=[(rootfs, "/")])
+
+
+def lacking(result: TraceResult, source: Root, candidate: Root,
+            include: tuple[str, ...] = ()) -> tuple[list[tuple[str, str]], list[str]]:
+    """(sorted [(path, kind)] the candidate lacks, secrets the probe looked for).
+
+    kind is "exec" for programs (their interpreter or loader may be what is lacking), else
+    "path" (add_path then makes a file, dir or link chain of it, as the source has it)."""
+    scratch = (HELPER_DIR,)
+    found = missing_paths(result.accesses, source, scratch=scratch, include_secrets=include)
+    execs = {a.path for a in result.accesses if a.kind == "exec" and not a.ok}
+    out = []
+    for p in found:
+        if not _exists(candidate, p) or p in execs:
+            out.append((p, "exec" if p in execs else "path"))
+    secrets = sorted({a.path for a in result.accesses
+                      if not a.ok and is_secret(a.path) and not is_dropped(a.path, scratch)
+                      and not any(under(a.path, i) for i in include)
+                      and _exists(source, a.path)})
+    return out, secrets
+
+
+def _exists(root: Root, path: str) -> bool:
+    try:
+        return root.try_resolve(path) is not None
+    except BadInput:           # a symlink loop
+        return False
+
+
+def _remove_tree(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,139 @@
+"""Build-time probes (`closure build --probe CMD`): run CMD under strace and add what it
+touched to the closure, each path with reason `traced` naming the probe.
+
+Where the probe runs:
+- root `/`: on the host, in an empty scratch directory, under `/bin/sh -c`;
+- any other root: inside that root with bubblewrap (probe_sandbox), so the programs and
+  files it touches are the root's, never the host's;
+- with Options.probe_in_image: inside the candidate image instead (inimage.py).
+
+The shell the probe string runs under is the tracer's harness, not part of the program:
+it is the wrapper (its own exec and library loads are left out), so a probe does not drag
+/bin/sh into every image. Programs it runs are in; a `#!` script among them goes through
+add_target so its interpreter follows (strace never reports an interpreter's load), and
+an ELF program's own closure follows through the collector's ELF walk.
+
+The probe's environment is clean and the same everywhere: PATH is the build's PATH (the
+one targets are looked up with, not the caller's), HOME the scratch directory on the
+host (`/` in a sandbox), plus the environment recipes put in the image config.
+"""
+from __future__ import annotations
+
+import posixpath
+import stat
+import tempfile
+
+from ..errors import ClosureError, JobFailed
+from ..model import Reason
+from .run import TraceResult, run_probe
+from .select import traced_paths
+
+PROBE_TIMEOUT = 600.0       # seconds; a probe that hangs must not hang the build
+TAIL_LINES = 6
+HOST_SHELL = ("/bin/sh", "-c")
+
+
+def add_probe_results(collector, probe: str) -> None:
+    """Run one probe and add what it touched to the collector's closure. Raises JobFailed
+    when the probe fails (exit status, signal or timeout)."""
+    opts = collector.opts
+    if getattr(opts, "probe_in_image", False):
+        from .inimage import probe_in_image
+        probe_in_image(collector, probe)
+        return
+    result, scratch = _run(collector, probe)
+    check_passed(probe, result)
+    kept, warnings = traced_paths(result.accesses, collector.root, scratch=scratch,
+                                  include_secrets=include_secrets(opts))
+    for w in warnings:
+        collector.closure.warnings.append(f"probe {probe!r}: {w}")
+    reason = Reason("traced", probe=probe)
+    for path, kind in kept:
+        add_traced(collector, path, kind, reason)
+
+
+def _run(collector, probe: str) -> tuple[TraceResult, tuple[str, ...]]:
+    root = collector.root
+    opts = collector.opts
+    with tempfile.TemporaryDirectory(prefix="closure-probe-") as scratch:
+        if root.path == "/":
+            env = probe_env(collector, home=scratch)
+            result = run_probe([probe], root, timeout=PROBE_TIMEOUT, env=env, cwd=scratch,
+                               wrapper=HOST_SHELL, wrapper_execs=1)
+            return result, (scratch,)
+        from .probe_sandbox import HELPER_DIR, bwrap_argv, helper_command, make_helper
+        make_helper(scratch)
+        wrapper = bwrap_argv(root.path, env=probe_env(collector, home="/"),
+                             network=getattr(opts, "probe_network", False), helper=scratch)
+        shell = helper_command(scratch, probe)
+        # bwrap is exec 1; the helper loader (running the shell) exec 2; the probe's
+        # programs come after.
+        result = run_probe([shell[-1]], root, timeout=PROBE_TIMEOUT, wrapper=wrapper + shell[:-1],
+                           wrapper_execs=2)
+        return result, (HELPER_DIR,)
+
+
+def probe_env(collector, home: str) -> dict[str, str]:
+    env = {"PATH": collector.opts.path, "HOME": home}
+    env.update(collector.closure.env)
+    return env
+
+
+def include_secrets(opts) -> tuple[str, ...]:
+    """Secret paths the user named with --include: a probe may take those."""
+    return tuple(src for src, _dest in getattr(opts, "includes", ()))
+
+
+def check_passed(probe: str, result: TraceResult) -> None:
+    if result.ok:
+        return
+    raise JobFailed(f"probe {probe!r} {result.describe_status()}{stderr_tail(result)}")
+
+
+def stderr_tail(result: TraceResult) -> str:
+    lines = [ln.strip() for ln in result.stderr_tail.splitlines() if ln.strip()]
+    if not lines:
+        return " (no stderr)"
+    return "; stderr: " + " | ".join(lines[-TAIL_LINES:])
+
+
+def add_traced(collector, path: str, kind: str, reason: Reason) -> None:
+    """Add one traced path as what it was to the program: an executed program (with its
+    interpreter or ELF closure), a file, a directory, or a symlink only read as a link."""
+    if kind == "exec":
+        add_program(collector, path, reason)
+    elif kind == "symlink":
+        add_link_only(collector, path, reason)
+    else:
+        collector.add_path(path, reason)
+
+
+def add_program(collector, path: str, reason: Reason) -> None:
+    root = collector.root
+    res = root.try_resolve(path)
+    if res is None:
+        return
+    st = root.lstat(res.path)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return
+    with root.open(res.path) as f:
+        script = f.read(2) == b"#!"
+    if not script:
+        collector.add_path(path, reason)       # an ELF file: the collector walks it
+        return
+    try:
+        collector.add_target(path, reason)      # the #! interpreter follows
+    except ClosureError as e:
+        collector.add_path(path, reason)
+        collector.closure.warnings.append(f"probe {reason.probe!r} ran {path}: {e}")
+
+
+def add_link_only(collector, path: str, reason: Reason) -> None:
+    root = collector.root
+    parent = root.try_resolve(posixpath.dirname(path))
+    if parent is None:
+        return
+    for link, target in parent.links:
+        collector.add_symlink(link, target, Reason("symlink", by=path))
+    link = posixpath.join(parent.path, posixpath.basename(path))
+    collector.add_symlink(link, root.readlink(link), reason)
