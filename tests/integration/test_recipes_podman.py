@@ -125,6 +125,15 @@ def test_busybox_knows_root_by_name(tmp):
         assert p.returncode == 0 and p.stdout == b"root\n", p
 
 
+@pytest.mark.skipif(not os.path.exists("/usr/bin/ssh"), reason="needs openssh-client")
+def test_ssh_resolves_uid_0_and_reads_its_config(tmp):
+    with image(tmp, "ssh", ["/usr/bin/ssh"]) as (name, closure):
+        p = run(name, "ssh", "-G", "localhost")
+        assert p.returncode == 0 and re.search(rb"(?m)^user root$", p.stdout), p.stderr
+        assert "/etc/ssh/ssh_config" in closure.entries
+        assert not [x for x in closure.entries if x.startswith("/etc/ssh/ssh_host_") or x == "/etc/ssh/moduli"]
+
+
 def test_date_with_tz_prints_cet(tmp):
     vars = RecipeVars.from_options(tz="Europe/Paris")
     with image(tmp, "date-tz", ["/usr/bin/date"], vars) as (name, _):
