@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Context names whose values depend on the closure: a recipe reading them is re-run when
 # the closure grew (probe results are compared directly).
-_CLOSURE_WORDS = re.compile(r"\b(?:sonames|paths|targets)\b")
+_CLOSURE_WORDS = re.compile(r"(?<![.\w])(?:sonames|paths|targets)\b")   # not `ti.paths`
 
 
 class RecipeSet:

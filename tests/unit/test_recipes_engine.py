@@ -188,6 +188,19 @@ def test_python_stdlib_and_dynload():
         assert os.path.realpath(f"{stdlib}/sitecustomize.py") in e
 
 
+@pytest.mark.skipif(not os.path.exists("/usr/lib/python3.11/__pycache__"), reason="needs Debian's compiled stdlib")
+def test_pycache_option_keeps_bytecode():
+    e = build(["/usr/bin/python3"], RecipeVars(pycache=True)).entries
+    assert any(p.startswith("/usr/lib/python3.11/__pycache__/os.cpython-311") for p in e)
+    assert not any(p.startswith("/usr/lib/python3.11/test/") for p in e)
+
+
+def test_only_recipes_naming_closure_lists_rerun_on_growth():
+    rs = RecipeSet.load()
+    assert not rs._reads_closure(rs.get("terminfo"))      # `ti.paths` is a probe's field
+    assert not rs._reads_closure(rs.get("glibc"))
+
+
 @pytest.mark.skipif(not shutil.which("perl"), reason="needs perl")
 def test_perl_core_modules_and_xs():
     e = build(["/usr/bin/perl"]).entries
