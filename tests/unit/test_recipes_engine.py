@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import textwrap
 from functools import lru_cache
@@ -12,7 +11,7 @@ from functools import lru_cache
 import pytest
 
 from closure.collect import Collector, Options, collect
-from closure.model import Entry, Reason
+from closure.model import Reason
 from closure.recipes import RecipeError, RecipeSet, RecipeVars
 from closure.recipes.vars import read_ca_cert
 from closure.root import Root

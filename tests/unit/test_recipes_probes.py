@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pytest
 
-from closure.collect import Collector, Options, collect
+from closure.collect import Options, collect
 from closure.elf.reader import read_elf
 from closure.errors import NotElf
 from closure.model import Closure, Entry, Reason
