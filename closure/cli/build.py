@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
         probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run CMD under strace and add what it touched (repeatable)."),
+        probe_in_image: bool = typer.Option(False, "--probe-in-image", help="Run each probe inside the candidate image (bubblewrap) instead; add what it fails to find until it passes."),
+        probe_network: bool = typer.Option(False, "--probe-network", help="Let probes run in a sandbox (--probe-in-image, --root) use the network."),
+        probe_rounds: Optional[int] = typer.Option(None, "--probe-rounds", min=1, help="Rounds of --probe-in-image before giving up (default 5)."),
         ca_cert: Optional[List[str]] = ro.CaCertOpt,
         locale: Optional[List[str]] = ro.LocaleOpt,
         tz: Optional[str] = ro.TzOpt,
@@ -138,6 +141,8 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         dlopen_scan=not v.get("no_dlopen_scan"), recipes=not v.get("no_recipes"),
         recipe_dirs=tuple(v.get("recipes") or ()), recipe_vars=recipe_vars,
         probes=tuple(v.get("probe") or ()),
+        probe_in_image=bool(v.get("probe_in_image")), probe_network=bool(v.get("probe_network")),
+        probe_rounds=v.get("probe_rounds") or 5,
         includes=tuple(_split_include(i) for i in v.get("include") or ()),
         excludes=tuple(v.get("exclude") or ()))
     closure = collect(targets, collect_opts)

@@ -1,0 +1,127 @@
+"""The whole corpus (../shared/corpus.tsv): build every sample in sample_images/ with
+`closure build -f` (its probe included), then run the row's smoke command in podman and
+check the exit status and the expected output.
+
+Builds run two at a time up front; each image is then loaded, run and removed. Rows with
+net=host get a loopback HTTPS server (tests/tls.py) whose CA the build adds with
+--ca-cert; their URL is rewritten to the server's port. The per-program image size next to
+its Debian package's Installed-Size is printed (pytest -s) and kept in the session for
+the summary test at the end.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.corpus import CORPUS_TSV, REPO, corpus_rows, installed_kib, load_sample, package_of, sample_spec
+from tests.image_fixtures import PODMAN_FLAGS, need
+from tests.tls import https_server, make_ca
+
+pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.strace]
+
+ROWS = corpus_rows() if CORPUS_TSV.exists() else []
+RUN = ["run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--entrypoint", ""]
+TAG = "closure-test/corpus"
+RESULTS: dict[str, dict] = {}
+
+
+def closure_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "closure.cli.app", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def podman(*args, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    p = subprocess.run(["podman", *PODMAN_FLAGS, *args], capture_output=True, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"podman {' '.join(map(str, args))}: {p.stderr!r}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    need("podman", "strace", "bwrap", "openssl")
+    if not ROWS:
+        pytest.skip(f"no corpus at {CORPUS_TSV}")
+    return tmp_path_factory.mktemp("corpus")
+
+
+@pytest.fixture(scope="module")
+def ca(work):
+    return make_ca(work / "ca")
+
+
+@pytest.fixture(scope="module")
+def built(work, ca):
+    """id -> (image tar, build JSON or None, stderr): every sample, two builds at a time."""
+    def build(row):
+        out = work / f"{row.id}.tar"
+        args = ["build", "-f", str(sample_spec(row.id)), "-o", str(out), "-t", f"{TAG}:{row.id}", "--json"]
+        if row.net == "host":
+            args += ["--ca-cert", str(ca.ca_cert)]
+        p = closure_cli(*args)
+        return row.id, (out, json.loads(p.stdout) if p.returncode == 0 else None, p.stderr)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(build, ROWS))
+
+
+def test_every_row_has_a_sample():
+    assert ROWS, f"no corpus rows in {CORPUS_TSV}"
+    for row in ROWS:
+        spec = load_sample(row.id)
+        assert spec["probe"], f"{row.id}: a sample needs a probe"
+        smoke = spec["smoke"]
+        assert (smoke["argv"], smoke.get("stdin", ""), smoke.get("env", ""), smoke["net"],
+                smoke["rc"], smoke["expect"]) == (row.argv, row.stdin, row.env, row.net, row.rc,
+                                                   row.expect), row.id
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_smoke_in_podman(row, built, ca):
+    out, doc, stderr = built[row.id]
+    assert doc is not None, f"build of {row.id} failed: {stderr}"
+    podman("load", "-i", str(out))
+    image = f"{TAG}:{row.id}"
+    try:
+        env = [x for kv in row.env_items() for x in ("-e", kv)]
+        stdin = row.stdin_bytes()
+        interactive = ["-i"] if stdin is not None else []
+        if row.net == "host":
+            with https_server(ca) as port:
+                p = podman(*RUN, "--network=host", "--add-host", "localhost:127.0.0.1", *env,
+                           *interactive, image, *row.argv_list(port), check=False, input=stdin, timeout=120)
+        else:
+            p = podman(*RUN, "--network=none", *env, *interactive, image, *row.argv_list(),
+                       check=False, input=stdin, timeout=120)
+    finally:
+        podman("rmi", "-f", image, check=False)
+    output = p.stdout.decode("utf-8", "replace") + p.stderr.decode("utf-8", "replace")
+    assert p.returncode == row.rc, f"{row.id}: exit {p.returncode}, want {row.rc}: {output[-2000:]}"
+    assert row.matches(output), f"{row.id}: {row.expect!r} not in {output[-2000:]!r}"
+    target = load_sample(row.id)["targets"][0]
+    package = package_of(target)
+    kib = installed_kib(package) if package else None
+    RESULTS[row.id] = {"bytes": doc["content_bytes"], "files": doc["files"], "package": package,
+                       "installed_bytes": kib * 1024 if kib else None}
+
+
+def test_summary_sizes():
+    """Runs last: every row passed, and each image's size next to its package's."""
+    if not ROWS or not RESULTS:
+        pytest.skip("no smoke results in this session")
+    lines = [f"{'id':<9} {'image MB':>9} {'files':>6}  {'package':<22} {'installed MB':>12}"]
+    for row in ROWS:
+        r = RESULTS.get(row.id)
+        if r is None:
+            lines.append(f"{row.id:<9} FAILED")
+            continue
+        inst = f"{r['installed_bytes'] / 1e6:12.1f}" if r["installed_bytes"] else f"{'?':>12}"
+        lines.append(f"{row.id:<9} {r['bytes'] / 1e6:9.1f} {r['files']:>6}  {r['package'] or '?':<22} {inst}")
+    print("\n" + "\n".join(lines) + f"\npassed {len(RESULTS)}/{len(ROWS)}")
+    assert len(RESULTS) == len(ROWS), f"passed {len(RESULTS)}/{len(ROWS)}"
