@@ -23,10 +23,15 @@ KEYS: dict[str, str] = {
     "include": "strlist", "exclude": "strlist", "root": "path", "keep-setuid": "bool",
     "force": "bool", "library-path": "strlist", "no-dlopen-scan": "bool",
     "no-recipes": "bool", "recipes": "pathlist", "probe": "strlist", "verify": "str",
+    "probe-in-image": "bool", "probe-network": "bool", "probe-rounds": "int",
     "ca-cert": "pathlist", "locale": "strlist", "tz": "str", "tzdata": "strlist",
     "gconv": "strlist", "nss": "strlist", "pycache": "bool",
-    "smoke": "str",   # the sample's smoke command: run by the sample tests, not by build
+    # the sample's smoke check, run by the sample tests, not by build: a command, or a table
+    # mirroring a corpus.tsv row
+    "smoke": "smoke",
 }
+# [smoke] mirrors a corpus row: command, stdin, env, network, exit status, output regex.
+SMOKE_KEYS = {"argv": str, "stdin": str, "env": str, "net": str, "rc": int, "expect": str}
 
 
 def load_spec(path: str) -> dict:
@@ -77,6 +82,20 @@ def _convert(path: str, key: str, kind: str, value, base: str):
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
         raise bad("a string or a list of strings")
+    if kind == "smoke":
+        if isinstance(value, str):
+            return {"argv": value}
+        if not isinstance(value, dict) or "argv" not in value:
+            raise bad('a command string or a table with argv = "..."')
+        for k, v in value.items():
+            want = SMOKE_KEYS.get(k)
+            if want is None:
+                raise BadInput(f"{path}: unknown key smoke.{k} (known: {', '.join(SMOKE_KEYS)})")
+            if not isinstance(v, want) or isinstance(v, bool):
+                raise BadInput(f"{path}: smoke.{k} must be {'an integer' if want is int else 'a string'}")
+        if value.get("net", "none") not in ("none", "host"):
+            raise BadInput(f"{path}: smoke.net must be none or host")
+        return dict(value)
     if kind == "kv":
         if isinstance(value, dict):
             if not all(isinstance(v, (str, int, float, bool)) for v in value.values()):

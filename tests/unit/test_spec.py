@@ -36,13 +36,28 @@ smoke = "curl --version"
         "entrypoint": ["/usr/bin/curl", "-sS"], "cmd": ["--version"],
         "env": ["LANG=C.UTF-8", "DEBUG=1"], "label": ["team=infra"], "keep_setuid": True,
         "no_dlopen_scan": True, "root": os.path.join(tmp_path, "rootfs"),
-        "ca_cert": [os.path.join(tmp_path, "certs/ca.pem")], "smoke": "curl --version"}
+        "ca_cert": [os.path.join(tmp_path, "certs/ca.pem")], "smoke": {"argv": "curl --version"}}
 
 
-def test_the_curl_sample_loads():
-    here = os.path.join(os.path.dirname(__file__), "..", "..", "sample_images", "curl", "closure.toml")
-    got = load_spec(here)
-    assert got["targets"] == ["/usr/bin/curl"] and got["smoke"]
+def test_smoke_table(tmp_path):
+    got = load_spec(spec(tmp_path, '''
+[smoke]
+argv = "date -d @0 +%Z"
+env = "TZ=Europe/Paris"
+stdin = 'hi\\n'
+net = "none"
+rc = 0
+expect = "(?m)^CET$"
+'''))
+    assert got["smoke"] == {"argv": "date -d @0 +%Z", "env": "TZ=Europe/Paris", "stdin": r"hi\n",
+                            "net": "none", "rc": 0, "expect": "(?m)^CET$"}
+
+
+def test_every_sample_loads():
+    samples = os.path.join(os.path.dirname(__file__), "..", "..", "sample_images")
+    for name in sorted(os.listdir(samples)):
+        got = load_spec(os.path.join(samples, name, "closure.toml"))
+        assert got["targets"] and got["smoke"]["argv"], name
 
 
 @pytest.mark.parametrize("text,message", [
@@ -54,6 +69,10 @@ def test_the_curl_sample_loads():
     ("env = [\"NOEQUALS\"]", "env must be a table"),
     ("env = { A = [1] }", "env must be a table"),
     ("targets = [", "not valid TOML"),
+    ("[smoke]\nrc = 0", "smoke must be a command string or a table"),
+    ("[smoke]\nargv = \"x\"\ncolour = 1", "unknown key smoke.colour"),
+    ("[smoke]\nargv = \"x\"\nrc = \"0\"", "smoke.rc must be an integer"),
+    ("[smoke]\nargv = \"x\"\nnet = \"bridge\"", "smoke.net must be none or host"),
 ])
 def test_bad_specs(tmp_path, text, message):
     with pytest.raises(BadInput, match=message):
