@@ -5,6 +5,7 @@ analyze --by-package) all work on this one shape.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -174,11 +175,20 @@ def from_analysis(path: str) -> Inventory:
         raise BadInput(f"{path}: malformed analysis entry ({e})") from None
     items = {}
     for e in closure.sorted_entries():
+        sha256 = hashlib.sha256(e.content).hexdigest() if e.content is not None else None
         items[e.path] = Item(e.path, e.type, e.mode & 0o7777, e.size if e.type == "file" else 0,
-                             e.target, generated=e.content is not None, reasons=tuple(e.reasons))
+                             e.target, sha256, generated=e.content is not None, reasons=tuple(e.reasons))
     pk = doc.get("packages") if isinstance(doc.get("packages"), dict) else None
     return Inventory("analysis", " ".join(closure.targets) or os.path.basename(path), items,
                      packages_json=pk)
+
+
+def attach_reasons(inv: Inventory, analysis: Inventory) -> None:
+    """Give an image's items the reasons an analysis of the same closure recorded."""
+    for path, item in inv.items.items():
+        other = analysis.items.get(path)
+        if other is not None and other.reasons and not item.reasons:
+            inv.items[path] = dataclasses.replace(item, reasons=other.reasons)
 
 
 # -- choosing ---------------------------------------------------------------------------------

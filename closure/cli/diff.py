@@ -1,0 +1,44 @@
+"""`closure diff`: what changed between two images or two analyses."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from . import audit_options as ao
+
+EXAMPLES = """
+
+Examples:
+
+  closure diff curl.oci curl-git.oci            # files added/removed/changed, packages
+
+  closure diff old.tar new.tar --json           # one JSON document
+
+  closure analyze curl --json --by-package > a.json; ...; closure diff a.json b.json
+
+  closure diff a.oci b.oci --exit-code          # exit 1 when they differ (CI)
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Show what changed between two images (any supported format), rootfs directories or analysis JSON files." + EXAMPLES)
+    def diff(
+        a: str = typer.Argument(..., metavar="A", help="The old image, rootfs or analysis JSON."),
+        b: str = typer.Argument(..., metavar="B", help="The new one."),
+        as_json: bool = typer.Option(False, "--json", help="Print the differences as one JSON document."),
+        show_dirs: bool = typer.Option(False, "--dirs", help="Also list directories."),
+        exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when A and B differ."),
+        ref: Optional[str] = ao.RefOpt,
+    ) -> None:
+        from ..audit.diff import diff as compute, text
+        from ..audit.load import load
+        allow = ("image", "rootfs", "analysis")
+        d = compute(load([a], ref=ref, allow=allow), load([b], ref=ref, allow=allow))
+        if as_json:
+            typer.echo(json.dumps(d.to_json(), indent=2))
+        else:
+            typer.echo(text(d, show_dirs))
+        if exit_code and not d.empty:
+            raise typer.Exit(1)

@@ -1,0 +1,31 @@
+"""`closure inspect`: config, layers, sizes and the biggest directories of an image."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from . import audit_options as ao
+
+EXAMPLES = """
+
+Examples:
+
+  closure inspect curl.oci                 # config, layers, history, top directories
+
+  closure inspect app.tar --ref app:1.2 --json
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Show an image's config, layers (sizes, history, bytes hidden by later layers) and its biggest directories." + EXAMPLES)
+    def inspect(
+        image: str = typer.Argument(..., metavar="IMAGE", help="An OCI layout or archive, or a docker-archive."),
+        as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON document."),
+        ref: Optional[str] = ao.RefOpt,
+    ) -> None:
+        from ..audit.inspect import facts, text
+        from ..audit.load import load
+        f = facts(load([image], ref=ref, hashes=False, allow=("image",)))
+        typer.echo(json.dumps(f, indent=2) if as_json else text(f))
