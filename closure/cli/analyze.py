@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from . import options as o
+from . import recipe_options as ro
 
 EXAMPLES = """
 Examples:
@@ -37,13 +38,23 @@ def register(app: typer.Typer) -> None:
         recipe_dirs: Optional[List[str]] = o.RecipesDirOpt,
         show_dirs: bool = typer.Option(False, "--dirs", help="Also list directories in the table."),
         by_package: bool = typer.Option(False, "--by-package", help="Group files by the package (dpkg, apk) that owns them, with versions; --json adds a \"packages\" section."),
+        user: Optional[str] = typer.Option(None, "--user", help="The user the image runs as (recipes make its passwd entry and HOME)."),
+        ca_cert: Optional[List[str]] = ro.CaCertOpt,
+        locale: Optional[List[str]] = ro.LocaleOpt,
+        tz: Optional[str] = ro.TzOpt,
+        tzdata: Optional[List[str]] = ro.TzdataOpt,
+        gconv: Optional[List[str]] = ro.GconvOpt,
+        nss: Optional[List[str]] = ro.NssOpt,
+        pycache: bool = ro.PycacheOpt,
     ) -> None:
         from ..collect import Options, collect
         from ..root import Root
 
         opts = Options(root=Root(root), library_path=o.split_library_path(library_path),
                        dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
-                       recipe_dirs=tuple(recipe_dirs or ()))
+                       recipe_dirs=tuple(recipe_dirs or ()),
+                       recipe_vars=ro.recipe_vars(user=user, ca_cert=ca_cert, locale=locale, tz=tz,
+                                                  tzdata=tzdata, gconv=gconv, nss=nss, pycache=pycache))
         closure = collect(list(targets), opts)
         for w in closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
