@@ -39,6 +39,7 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_LINK_HOPS = 40
 COPY = 1 << 20
+FD_CACHE = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -90,9 +91,34 @@ class _Tree:
         self.path = path
         self.fd = os.open(path, _DIR_FLAGS)
         self.dir_modes: dict[tuple[str, ...], int] = {}
+        # Parent directory fds by path: tar lists a directory's entries together, so most
+        # lookups hit. Any removal of a directory or link forgets them all (a cached path
+        # could now lead elsewhere); an fd still in use is closed when its user is done.
+        self._cache: dict[tuple[str, ...], int] = {}
+        self._in_use: dict[int, int] = {}
 
     def close(self) -> None:
+        self.forget()
         os.close(self.fd)
+
+    def forget(self) -> None:
+        for fd in self._cache.values():
+            if not self._in_use.get(fd):
+                os.close(fd)
+        self._cache.clear()
+
+    def remove(self, name: str, dirfd: int) -> None:
+        """Remove name (a directory with everything in it) without following any link."""
+        st = _lstat(name, dirfd)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.forget()
+            shutil.rmtree(name, dir_fd=dirfd)
+        else:
+            if stat.S_ISLNK(st.st_mode):
+                self.forget()
+            os.unlink(name, dir_fd=dirfd)
 
     def walk(self, parts: tuple[str, ...], entry: str, create: bool) -> int | None:
         """An fd of the directory at parts (caller closes it). Missing directories are
@@ -145,12 +171,27 @@ class _Tree:
 
     @contextlib.contextmanager
     def parent(self, parts: tuple[str, ...], entry: str, create: bool = True) -> Iterator[int | None]:
-        fd = self.walk(parts[:-1], entry, create)
+        """The fd of the directory that holds parts[-1] (None: it does not exist, when not
+        `create`). Valid inside the block only."""
+        key = parts[:-1]
+        fd = self._cache.get(key)
+        if fd is None:
+            fd = self.walk(key, entry, create)
+            if fd is None:
+                yield None
+                return
+            if len(self._cache) >= FD_CACHE:
+                self.forget()
+            self._cache[key] = fd
+        self._in_use[fd] = self._in_use.get(fd, 0) + 1
         try:
             yield fd
         finally:
-            if fd is not None:
-                os.close(fd)
+            self._in_use[fd] -= 1
+            if not self._in_use[fd]:
+                del self._in_use[fd]
+                if self._cache.get(key) != fd:     # forgotten meanwhile
+                    os.close(fd)
 
 
 def _lstat(name: str, dirfd: int) -> os.stat_result | None:
@@ -158,17 +199,6 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
     except FileNotFoundError:
         return None
-
-
-def _remove(name: str, dirfd: int) -> None:
-    """Remove name (a directory with everything in it) without following any link."""
-    st = _lstat(name, dirfd)
-    if st is None:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=dirfd)
-    else:
-        os.unlink(name, dir_fd=dirfd)
 
 
 class _LayerApplier:
@@ -181,8 +211,11 @@ class _LayerApplier:
         self.stats = stats
         self.written: set[tuple[str, ...]] = set()    # this layer's paths and their parents
 
+    def where(self, member: tarfile.TarInfo) -> str:
+        return f"{self.layer.label}: refused entry {member.name!r}"
+
     def bad(self, member: tarfile.TarInfo, why: str) -> BadInput:
-        return BadInput(f"{self.layer.label}: refused entry {member.name!r}: {why}")
+        return BadInput(f"{self.where(member)}: {why}")
 
     def apply(self, stream) -> None:
         try:
@@ -205,7 +238,7 @@ class _LayerApplier:
     def member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         if len(m.name.encode("utf-8", "surrogateescape")) > self.limits.max_name_bytes:
             raise self.bad(m, "name too long")
-        parts = clean_name(m.name, f"{self.layer.label}: entry")
+        parts = clean_name(m.name, f"{self.layer.label}: refused entry")
         if not parts:
             return                      # the root itself ("./"): nothing to make
         base = parts[-1]
@@ -224,7 +257,7 @@ class _LayerApplier:
             elif m.ischr() or m.isblk():
                 self.make_device(m, parts)
             elif m.isfifo():
-                with self.tree.parent(parts, m.name) as pfd:
+                with self.tree.parent(parts, self.where(m)) as pfd:
                     self.replace(pfd, base, False)
                     os.mkfifo(base, m.mode & 0o7777, dir_fd=pfd)
             else:
@@ -246,11 +279,11 @@ class _LayerApplier:
             return False
         if want_dir and stat.S_ISDIR(st.st_mode):
             return True
-        _remove(name, pfd)
+        self.tree.remove(name, pfd)
         return False
 
     def make_dir(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
-        with self.tree.parent(parts, m.name) as pfd:
+        with self.tree.parent(parts, self.where(m)) as pfd:
             if not self.replace(pfd, parts[-1], True):
                 os.mkdir(parts[-1], 0o700, dir_fd=pfd)
         self.tree.dir_modes[parts] = m.mode & 0o7777
@@ -260,7 +293,7 @@ class _LayerApplier:
             raise self.bad(m, f"{m.size} bytes, more than the {self.limits.max_file_bytes}-byte cap")
         if self.stats.bytes + m.size > self.limits.max_total_bytes:
             raise self.bad(m, f"the image unpacks to more than {self.limits.max_total_bytes} bytes")
-        with self.tree.parent(parts, m.name) as pfd:
+        with self.tree.parent(parts, self.where(m)) as pfd:
             self.replace(pfd, parts[-1], False)
             fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=pfd)
@@ -282,21 +315,21 @@ class _LayerApplier:
         # when something is written through it.
         if not m.linkname or "\0" in m.linkname:
             raise self.bad(m, "symlink with an empty target")
-        with self.tree.parent(parts, m.name) as pfd:
+        with self.tree.parent(parts, self.where(m)) as pfd:
             self.replace(pfd, parts[-1], False)
             os.symlink(m.linkname, parts[-1], dir_fd=pfd)
 
     def make_hardlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
-        target = clean_name(m.linkname, f"{self.layer.label}: hard link {m.name!r} to")
+        target = clean_name(m.linkname, f"{self.where(m)}: hard link to")
         if not target or target == parts:
             raise self.bad(m, "hard link to the root directory or to itself")
-        with self.tree.parent(target, f"{m.name} (hard link target {m.linkname!r})", create=False) as tfd:
+        with self.tree.parent(target, f"{self.where(m)}: hard link target", create=False) as tfd:
             st = _lstat(target[-1], tfd) if tfd is not None else None
             if st is None:
                 raise self.bad(m, f"hard link to {m.linkname!r}, which is not in the image (yet)")
             if stat.S_ISDIR(st.st_mode):
                 raise self.bad(m, f"hard link to the directory {m.linkname!r}")
-            with self.tree.parent(parts, m.name) as pfd:
+            with self.tree.parent(parts, self.where(m)) as pfd:
                 self.replace(pfd, parts[-1], False)
                 os.link(target[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
 
@@ -307,7 +340,7 @@ class _LayerApplier:
                 return
             raise self.bad(m, "device node outside /dev (use --keep-devices to allow it)")
         kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-        with self.tree.parent(parts, m.name) as pfd:
+        with self.tree.parent(parts, self.where(m)) as pfd:
             self.replace(pfd, parts[-1], False)
             try:
                 os.mknod(parts[-1], kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
@@ -329,12 +362,13 @@ class _LayerApplier:
         hidden = parts[:-1] + (victim,)
         if hidden in self.written:
             return                      # a whiteout hides lower layers only
-        with self.tree.parent(hidden, m.name, create=False) as pfd:
+        with self.tree.parent(hidden, self.where(m), create=False) as pfd:
             if pfd is not None:
-                _remove(victim, pfd)
+                self.tree.remove(victim, pfd)
 
     def opaque(self, m: tarfile.TarInfo, dir_parts: tuple[str, ...]) -> None:
-        fd = self.tree.walk(dir_parts, m.name, create=True)
+        self.tree.forget()
+        fd = self.tree.walk(dir_parts, self.where(m), create=True)
         try:
             self._hide_lower(fd, dir_parts)
         finally:
@@ -346,7 +380,7 @@ class _LayerApplier:
         for name in sorted(os.listdir(dfd)):
             child = dir_parts + (name,)
             if child not in self.written:
-                _remove(name, dfd)
+                self.tree.remove(name, dfd)
                 continue
             st = _lstat(name, dfd)
             if st is not None and stat.S_ISDIR(st.st_mode):

@@ -97,6 +97,16 @@ class _Store:
                 return None
         raise BadInput(f"{self.path}: member links loop at {rel}")
 
+    def same_file(self, a: str, b: str) -> bool:
+        """Do both names lead to the same file (through links in the archive or the dir)?"""
+        if self._tar is None:
+            try:
+                return os.path.samefile(self._host(a), self._host(b))
+            except OSError:
+                return False
+        ma = self._member(a)
+        return ma is not None and ma is self._member(b)
+
     def size(self, rel: str) -> int | None:
         if self._tar is None:
             host = self._host(rel)
@@ -485,9 +495,9 @@ def _read_docker_archive(store: _Store, doc, ref: str | None) -> SourceImage:
         names = tuple(t for t in item.get("RepoTags") or () if isinstance(t, str))
         if not names and item["Layers"]:
             # Untagged in manifest.json: names from `repositories` whose top layer is ours.
-            top = store._member(item["Layers"][-1])
+            top = item["Layers"][-1]
             names = tuple(n for n, layer_id in repos.items()
-                          if top is not None and store._member(f"{layer_id}/layer.tar") is top)
+                          if isinstance(top, str) and store.same_file(top, f"{layer_id}/layer.tar"))
         candidates.append((names, item))
     names, item = _pick(store.path, candidates, ref)
     data = store.read(item["Config"])

@@ -1,0 +1,128 @@
+"""`closure slim`: an existing image in, the same image with only what its program needs out."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import List, Optional
+
+import typer
+
+from . import options as o
+from . import recipe_options as ro
+
+EXAMPLES = """
+
+Examples:
+
+  closure slim app.tar -o app-slim.tar                 # docker save / podman save output
+
+  closure slim app.oci -o slim.oci --probe 'app --self-test'
+
+  closure slim img.tar --ref web:1.2 -o web.tar --probe 'curl -sf https://localhost' --probe-network
+
+  closure slim img.tar -o out.tar --include /usr/share/zoneinfo --report report.json
+
+IMAGE is an OCI layout dir, an OCI archive, a docker-archive (several images inside: choose
+with --ref NAME:TAG, or write IMAGE:NAME:TAG) or a docker-dir. Its layers are unpacked into
+a private temporary root (hostile entries refused: exit 2); the image's Entrypoint+Cmd are
+analysed there, probes run there in bubblewrap under strace, and the output keeps the
+source's config plus the label org.closure.source.digest.
+
+Exit status: 0 done; 1 a probe failed; 2 bad input (unreadable or hostile image, bad flag).
+"""
+
+_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.I)
+
+
+def parse_size(value: str) -> int:
+    from ..errors import BadInput
+    m = _SIZE.match(value.strip())
+    if not m:
+        raise BadInput(f"--max-unpacked {value!r}: give bytes, or a number with K, M, G or T")
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()]
+
+
+def split_image_ref(image: str, ref: Optional[str]) -> tuple[str, Optional[str]]:
+    """'path.tar:name:tag' -> (path.tar, name:tag) when path.tar exists and IMAGE does not."""
+    if ref is not None or os.path.exists(image):
+        return image, ref
+    slash = image.rfind("/")
+    colon = image.find(":", slash + 1)
+    if colon > 0 and os.path.exists(image[:colon]):
+        return image[:colon], image[colon + 1:] or None
+    return image, ref
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Slim an existing image: keep what its Entrypoint/Cmd (and probes) need." + EXAMPLES)
+    def slim(
+        image: str = typer.Argument(..., help="OCI layout dir, OCI archive, docker-archive or docker-dir."),
+        output: str = typer.Option(..., "--output", "-o", help="Where to write the slim image."),
+        probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run CMD inside the image (bubblewrap + strace) and keep what it touched (repeatable)."),
+        probe_network: bool = typer.Option(False, "--probe-network", help="Let probes use the host's network (e.g. servers on 127.0.0.1)."),
+        probe_timeout: float = typer.Option(300.0, "--probe-timeout", min=0.1, help="Fail a probe after S seconds."),
+        ref: Optional[str] = typer.Option(None, "--ref", metavar="NAME:TAG", help="Which image of a multi-image file (a tag alone is enough when unique)."),
+        target: Optional[List[str]] = typer.Option(None, "--target", metavar="PROG", help="Another program in the image to keep with its dependencies (repeatable)."),
+        include: Optional[List[str]] = typer.Option(None, "--include", metavar="PATH[:DEST]", help="Keep this file or tree of the image (repeatable)."),
+        exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Leave out paths matching GLOB (repeatable)."),
+        format: Optional[str] = typer.Option(None, "--format", help="oci | oci-archive | rootfs | rootfs-tar (default: from -o)."),
+        tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Name of the output (default: the source's name, tag TAG-slim)."),
+        compression: Optional[str] = typer.Option(None, "--compression", help="gzip (default) | zstd | none."),
+        level: Optional[int] = typer.Option(None, "--level", help="Compression level."),
+        report: Optional[str] = typer.Option(None, "--report", metavar="FILE", help="Write the full report (JSON): sizes, removed dirs, every kept file and why."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document instead of the summary."),
+        keep_devices: bool = typer.Option(False, "--keep-devices", help="Allow device nodes outside /dev in the source layers."),
+        keep_setuid: bool = typer.Option(False, "--keep-setuid", help="Keep setuid/setgid bits (stripped by default)."),
+        max_unpacked: str = typer.Option("64G", "--max-unpacked", metavar="SIZE", help="Refuse images that unpack to more than this."),
+        tmpdir: Optional[str] = typer.Option(None, "--tmpdir", metavar="DIR", help="Where to unpack the source (default: $TMPDIR)."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
+        no_dlopen_scan: bool = o.NoDlopenScanOpt,
+        no_recipes: bool = o.NoRecipesOpt,
+        recipes: Optional[List[str]] = o.RecipesDirOpt,
+        ca_cert: Optional[List[str]] = ro.CaCertOpt,
+        locale: Optional[List[str]] = ro.LocaleOpt,
+        tz: Optional[str] = ro.TzOpt,
+        tzdata: Optional[List[str]] = ro.TzdataOpt,
+        gconv: Optional[List[str]] = ro.GconvOpt,
+        nss: Optional[List[str]] = ro.NssOpt,
+    ) -> None:
+        from ..errors import BadInput
+        from ..image import ImageOptions
+        from ..image.atomic import staging
+        from ..image.extract import Limits
+        from ..image.reference import parse_reference
+        from ..slim import SlimOptions, slim as run_slim, summary
+        from .build import _split_include
+
+        image, ref = split_image_ref(image, ref)
+        name, out_tag = parse_reference(tag) if tag else (None, "latest")
+        image_opts = ImageOptions(format=format, compression=compression, level=level, name=name,
+                                  tag=out_tag, keep_setuid=keep_setuid, force=force)
+        if report is not None and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
+            raise BadInput(f"--report {report}: its directory does not exist")
+        total = parse_size(max_unpacked)
+        opts = SlimOptions(
+            ref=ref, targets=tuple(target or ()), probes=tuple(probe or ()),
+            probe_network=probe_network, probe_timeout=probe_timeout,
+            includes=tuple(_split_include(i) for i in include or ()),
+            excludes=tuple(exclude or ()), keep_devices=keep_devices,
+            limits=Limits(max_total_bytes=total, max_file_bytes=min(total, Limits().max_file_bytes)),
+            tmpdir=tmpdir, dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
+            recipe_dirs=tuple(recipes or ()),
+            recipe_vars=ro.recipe_vars(ca_cert=ca_cert, locale=locale, tz=tz, tzdata=tzdata,
+                                       gconv=gconv, nss=nss))
+        result = run_slim(image, output, opts, image_opts)
+        for w in result.closure.warnings:
+            typer.echo(f"closure: warning: {w}", err=True)
+        doc = json.dumps(result.report, indent=2, sort_keys=True) + "\n"
+        if report is not None:
+            with staging(report) as stage:
+                tmp = os.path.join(stage, "report.json")
+                with open(tmp, "w") as f:
+                    f.write(doc)
+                os.replace(tmp, report)
+        if as_json:
+            typer.echo(doc, nl=False)
+        else:
+            typer.echo(summary(result.report))

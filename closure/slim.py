@@ -1,0 +1,557 @@
+"""slim: an existing image in, the same image minus what its program never needs out.
+
+The image is read (closure.image.read) and its layers applied into a temporary root
+(closure.image.extract). Its Entrypoint+Cmd are the targets, found on the image's own PATH;
+the analysis runs inside that root, so the image's own ld.so.cache, nsswitch.conf and CA
+bundle decide, never the host's. Probes run inside the same root under bubblewrap, traced
+by the host's strace. The output keeps the source config (Env, User, WorkingDir,
+ExposedPorts, Labels, Entrypoint, Cmd, ...) plus labels naming the source image.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import shlex
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .collect import DEFAULT_PATH, Collector, Options
+from .errors import BadInput, JobFailed, NotElf, NotFound
+from .image import atomic
+from .image.config import Platform, closure_platform
+from .image.epoch import rfc3339, source_date_epoch
+from .image.extract import ExtractStats, Limits, unpacked
+from .image.read import SourceImage, open_image
+from .image.writer import BuildResult, ImageOptions, check_request, write_image
+from .model import Closure, Entry, Reason
+from .root import Root, normpath
+
+log = logging.getLogger(__name__)
+
+REPORT_SCHEMA = "closure.slim/1"
+LABEL_DIGEST = "org.closure.source.digest"       # manifest digest, else config digest
+LABEL_IMAGE_ID = "org.closure.source.image-id"   # config digest
+LABEL_REF = "org.closure.source.ref"
+# Config keys carried over from the source as they are; Env and Labels are merged.
+KEPT_CONFIG = ("User", "ExposedPorts", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
+               "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped")
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox"})
+PROBE_SCRATCH = ("/var/tmp",)          # tmpfs in the sandbox, besides the trace's own drops
+SANDBOX_DIRS = ("/proc", "/dev", "/tmp")   # mount points bubblewrap needs in the root
+TOP_DIR_DEPTH = 3
+TOP_DIRS = 15
+MAX_LINK_CHAIN = 16
+
+
+@dataclass(frozen=True)
+class SlimOptions:
+    ref: str | None = None                    # which image, when the file holds several
+    targets: tuple[str, ...] = ()             # more programs beside Entrypoint+Cmd
+    probes: tuple[str, ...] = ()
+    probe_network: bool = False
+    probe_timeout: float | None = 300.0
+    includes: tuple[tuple[str, str], ...] = ()
+    excludes: tuple[str, ...] = ()
+    keep_devices: bool = False
+    limits: Limits = Limits()
+    tmpdir: str | None = None
+    dlopen_scan: bool = True
+    recipes: bool = True
+    recipe_dirs: tuple[str, ...] = ()
+    recipe_vars: object | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Regular files of a root: image path -> size; bytes count hard-linked files once."""
+
+    files: dict
+    bytes: int
+    dirs: int
+    symlinks: int
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    command: str
+    duration: float
+    paths: int
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class SlimResult:
+    source: SourceImage
+    extract: ExtractStats
+    before: Inventory
+    closure: Closure
+    build: BuildResult
+    probes: list[ProbeRun] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+# -- the whole job ---------------------------------------------------------------------------
+
+def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
+         image_opts: ImageOptions = ImageOptions()) -> SlimResult:
+    check_request(out_path, image_opts)      # a bad -o or flag fails before any work
+    with open_image(image_path, opts.ref) as source:
+        config = source.config.get("config") or {}
+        if not isinstance(config, dict):
+            raise BadInput(f"{image_path}: the image config's 'config' is not an object")
+        with unpacked(source, tmpdir=opts.tmpdir, keep_devices=opts.keep_devices,
+                      limits=opts.limits) as (root_path, stats):
+            before = inventory(root_path)
+            root = Root(root_path)
+            env = image_env(config)
+            programs, files, notes = command_targets(root, config, env, opts.targets)
+            probes = []
+            traced: list[tuple[str, list[tuple[str, str]]]] = []
+            if opts.probes:
+                _sandbox_dirs(root_path)
+                for probe in opts.probes:
+                    run, paths = run_probe_in_image(root, probe, env, config.get("WorkingDir") or "/",
+                                                    opts.probe_network, opts.probe_timeout)
+                    probes.append(run)
+                    traced.append((probe, paths))
+            closure = analyse(root, programs, files, traced, opts, env, config)
+            closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
+            result = write_slim_image(closure, root, out_path, image_opts, source)
+            slimmed = SlimResult(source, stats, before, closure, result, probes, list(closure.targets))
+            slimmed.report = build_report(slimmed)
+            return slimmed
+
+
+def image_env(config: dict) -> dict[str, str]:
+    env = {}
+    for item in config.get("Env") or ():
+        if isinstance(item, str):
+            key, _, value = item.partition("=")
+            env[key] = value
+    return env
+
+
+# -- what to analyse ---------------------------------------------------------------------------
+
+def command_targets(root: Root, config: dict, env: dict[str, str], extra: Sequence[str] = ()
+                    ) -> tuple[list[str], list[str], list[str]]:
+    """(programs, argument files, notes) from Entrypoint+Cmd and --target. The program is
+    looked up on the image's PATH (relative names against WorkingDir); an argument naming a
+    file in the image (`python3 app.py`) joins too. `sh -c 'SCRIPT'` is looked into: its
+    first word is a program as well. Raises NotFound when the main program is not there."""
+    argv = [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+    workdir = config.get("WorkingDir") or "/"
+    path = env.get("PATH", DEFAULT_PATH)
+    if not argv and not extra:
+        raise BadInput("the image has no Entrypoint or Cmd: name the program with --target")
+    programs: list[str] = []
+    files: list[str] = []
+    notes: list[str] = []
+    commands = [argv] if argv else []
+    if len(argv) >= 3 and posixpath.basename(argv[0]) in SHELLS and argv[1] == "-c":
+        try:
+            commands.append(shlex.split(argv[2]))
+        except ValueError:
+            notes.append(f"cannot split the shell command {argv[2]!r}: only {argv[0]} is analysed")
+    for i, words in enumerate(commands):
+        if not words:
+            continue
+        found = find_program(root, words[0], path, workdir)
+        if found is None:
+            if i == 0:
+                raise NotFound(f"the image's command {words[0]!r} is not in the image "
+                               f"(PATH={path}, WorkingDir={workdir})")
+            notes.append(f"{words[0]!r} (in the image's shell command) not found on its PATH")
+            continue
+        programs.append(found)
+        for arg in words[1:]:
+            value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+            if value.startswith("-") or not value:
+                continue
+            cand = normpath(posixpath.join(workdir, value))
+            if root.is_file(cand) and cand not in programs:
+                files.append(cand)
+    for name in extra:
+        found = find_program(root, name, path, workdir)
+        if found is None:
+            raise NotFound(f"--target {name}: not in the image (PATH={path})")
+        programs.append(found)
+    return list(dict.fromkeys(programs)), list(dict.fromkeys(files)), notes
+
+
+def find_program(root: Root, name: str, path: str, workdir: str) -> str | None:
+    if "/" in name:
+        cand = normpath(posixpath.join(workdir, name))
+        return cand if root.is_file(cand) else None
+    for d in path.split(":"):
+        cand = normpath(posixpath.join(workdir, d or ".", name))
+        if root.is_file(cand):
+            return cand
+    return None
+
+
+# -- probes ------------------------------------------------------------------------------------
+
+def _sandbox_dirs(root_path: str) -> None:
+    """Mount points bubblewrap needs; made in our own temp root when the image lacks them."""
+    root = Root(root_path)
+    for d in SANDBOX_DIRS:
+        if root.lstat(d) is None:
+            os.mkdir(root.host(d), 0o755)
+
+
+_SHELL_CHARS = set("|&;<>()$`*?[]{}~#\n")
+
+
+def needs_shell(line: str) -> bool:
+    """Does this command line use shell syntax (pipes, &&, $VARS, globs, redirections,
+    VAR=value prefixes)? Quoted text is literal, except $ and ` inside double quotes."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote == "'":
+            quote = None if ch == "'" else quote
+        elif quote == '"':
+            if ch in "$`":
+                return True
+            quote = None if ch == '"' and line[i - 1] != "\\" else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _SHELL_CHARS:
+            return True
+    words = line.split()
+    return bool(words) and "=" in words[0] and not words[0].startswith(("=", "-", "/", "."))
+
+
+def probe_argv(root: Root, probe: str) -> list[str]:
+    """A plain command line runs as is; only one that needs a shell runs under the image's
+    /bin/sh. The probe's own shell would otherwise join the image although the program
+    never runs one."""
+    if not needs_shell(probe):
+        try:
+            words = shlex.split(probe)
+        except ValueError as e:
+            raise BadInput(f"probe {probe!r}: {e}") from None
+        if not words:
+            raise BadInput("an empty --probe")
+        return words
+    if not root.is_file("/bin/sh"):
+        raise BadInput(f"probe {probe!r} needs a shell and the image has no /bin/sh: "
+                       f"give one plain command per --probe")
+    return ["/bin/sh", "-c", probe]
+
+
+def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str,
+                       network: bool, timeout: float | None) -> tuple[ProbeRun, list[tuple[str, str]]]:
+    """Run probe inside the root (bubblewrap, traced from the host); the image paths it
+    used. A probe that fails is a failed job: its stderr tail says why."""
+    from .trace.run import run_probe
+    from .trace.sandbox import SCRATCH, bwrap_argv
+    from .trace.select import traced_paths
+
+    run_env = dict(env)
+    run_env.setdefault("PATH", DEFAULT_PATH)
+    run_env.setdefault("HOME", "/root")
+    argv = probe_argv(root, probe)
+    if not root.is_dir(cwd):
+        cwd = "/"
+    wrapper = bwrap_argv(root.path, env=run_env, cwd=cwd, network=network)
+    result = run_probe(argv, root, wrapper=wrapper, wrapper_execs=1, timeout=timeout)
+    if not result.ok:
+        tail = " | ".join(result.stderr_tail.strip().splitlines()[-3:]) or "no output on stderr"
+        raise JobFailed(f"probe {probe!r} {result.describe_status()} in the image: {tail}")
+    paths, warnings = traced_paths(result.accesses, root, scratch=SCRATCH + PROBE_SCRATCH)
+    return ProbeRun(probe, result.duration, len(paths), tuple(warnings)), paths
+
+
+# -- the analysis ------------------------------------------------------------------------------
+
+def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
+            traced: Sequence[tuple[str, Sequence[tuple[str, str]]]], opts: SlimOptions,
+            env: dict[str, str], config: dict) -> Closure:
+    """collect()'s fixed point, seeded with the image's command and the probes' paths."""
+    copts = Options(root=root, dlopen_scan=opts.dlopen_scan, recipes=opts.recipes,
+                    recipe_dirs=opts.recipe_dirs, recipe_vars=opts.recipe_vars,
+                    includes=opts.includes, excludes=opts.excludes,
+                    path=env.get("PATH", DEFAULT_PATH))
+    c = Collector(copts)
+    for program in programs:
+        c.closure.targets.append(c.add_target(program))
+    for f in files:
+        _add_program_or_file(c, f, Reason("target", name=f))
+    workdir = config.get("WorkingDir")
+    if workdir and normpath(workdir) != "/" and root.is_dir(workdir):
+        c.add_path(workdir, Reason("include", name="WorkingDir"))
+    for probe, paths in traced:
+        for path, kind in paths:
+            reason = Reason("traced", probe=probe)
+            if kind == "exec":
+                _add_program_or_file(c, path, reason)
+            else:
+                c.add_path(path, reason)
+    c.add_includes()
+    recipes = None
+    if opts.recipes:
+        from .recipes import RecipeSet
+        recipes = RecipeSet.load(opts.recipe_dirs)
+    while True:
+        c.walk_pending()
+        before = c.changes
+        if recipes is not None:
+            recipes.apply(c, opts.recipe_vars)
+        c.walk_pending()
+        if c.changes == before:
+            break
+    if config.get("User"):
+        _keep_accounts(c, str(config["User"]))
+    c.apply_excludes()
+    c.add_parents()
+    for m in c.closure.missing:
+        c.closure.warnings.append(f"{m.by}: needed {m.name} not found")
+    return c.closure
+
+
+def _add_program_or_file(c: Collector, path: str, reason: Reason) -> None:
+    """A program (ELF or #! script: its interpreter follows), else a plain file."""
+    try:
+        c.add_target(path, reason)
+    except (NotElf, BadInput):
+        c.add_path(path, reason)
+
+
+def _keep_accounts(c: Collector, user: str) -> None:
+    """The config's User is looked up in the image's own /etc/passwd and /etc/group: keep
+    those files instead of the generated ones."""
+    for ipath in ("/etc/passwd", "/etc/group"):
+        if not c.root.is_file(ipath):
+            continue
+        old = c.closure.entries.pop(ipath, None)
+        c.add_path(ipath, Reason("include", name=f"User {user}"))
+        kept = c.closure.entries.get(c.root.resolve(ipath).path)
+        if old is not None and kept is not None:
+            for r in old.reasons:
+                kept.add_reason(r)
+
+
+# -- the before picture ------------------------------------------------------------------------
+
+def inventory(root_path: str) -> Inventory:
+    """Walk the unpacked root (links never followed)."""
+    files: dict[str, int] = {}
+    seen: set[tuple[int, int]] = set()
+    total = dirs = links = 0
+    stack = [("", root_path)]
+    while stack:
+        ipath, host = stack.pop()
+        with os.scandir(host) as it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                p = ipath + "/" + e.name
+                if stat.S_ISDIR(st.st_mode):
+                    dirs += 1
+                    stack.append((p, e.path))
+                elif stat.S_ISLNK(st.st_mode):
+                    links += 1
+                elif stat.S_ISREG(st.st_mode):
+                    files[p] = st.st_size
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        total += st.st_size
+    return Inventory(files, total, dirs, links)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def slim_config(source: SourceImage, closure: Closure, diff_id: str, created: str,
+                platform: Platform, comment: str) -> dict:
+    """The source's config, carried over; Env gains what recipes need (the source's values
+    win); Labels gain the source's identity."""
+    src = source.config.get("config") or {}
+    config = {k: src[k] for k in KEPT_CONFIG if src.get(k) not in (None, [], {}, "")}
+    env = [e for e in src.get("Env") or () if isinstance(e, str)]
+    have = {e.split("=", 1)[0] for e in env}
+    env += [f"{k}={v}" for k, v in sorted(closure.env.items()) if k not in have]
+    if env:
+        config["Env"] = env
+    labels = dict(src.get("Labels") or {})
+    labels[LABEL_DIGEST] = source.digest
+    labels[LABEL_IMAGE_ID] = source.config_digest
+    if source.reference:
+        labels[LABEL_REF] = source.reference
+    config["Labels"] = dict(sorted(labels.items()))
+    return {
+        **platform.to_json(),
+        "created": created,
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": created, "created_by": f"closure slim {source.reference or source.digest}",
+                     "comment": comment}],
+    }
+
+
+def source_platform(source: SourceImage, closure: Closure, root: Root) -> Platform:
+    arch, os_name = source.config.get("architecture"), source.config.get("os")
+    if isinstance(arch, str) and arch and isinstance(os_name, str) and os_name:
+        variant = source.config.get("variant")
+        return Platform(arch, os_name, variant if isinstance(variant, str) and variant else None)
+    return closure_platform(closure, root)
+
+
+def default_reference(source: SourceImage) -> tuple[str, str]:
+    """name:TAG-slim after the source's name, 'slim:latest' when it has none."""
+    from .image.reference import check_name, check_tag
+    ref = source.reference or (source.names[0] if source.names else None)
+    if ref and ":" in ref.rsplit("/", 1)[-1]:
+        name, tag = ref.rsplit(":", 1)
+        try:
+            return check_name(name), check_tag(f"{tag}-slim"[:128])
+        except BadInput:
+            pass
+    return "slim", "latest"
+
+
+def write_slim_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions,
+                     source: SourceImage) -> BuildResult:
+    """Like write_image, but the config is the source's (write_image builds its own, which
+    has no place for ExposedPorts, Volumes, StopSignal...). Rootfs outputs have no config:
+    write_image makes those."""
+    from .image.docker_archive import write_archive
+    from .image.oci import MT_LAYER, Descriptor, blob_path
+    from .image.oci_layout import write_layout
+    from .image.tarlayer import plan_layer, write_layer
+
+    fmt, comp = check_request(out_path, opts)
+    if fmt in ("rootfs", "rootfs-tar"):
+        return write_image(closure, root, out_path, opts)
+    name, tag = (opts.name, opts.tag) if opts.name else default_reference(source)
+    mtime = source_date_epoch()
+    created = rfc3339(mtime)
+    plan = plan_layer(closure, root, keep_setuid=opts.keep_setuid, excludes=opts.excludes)
+    with atomic.sigterm_raises(), atomic.staging(out_path) as stage:
+        staged = os.path.join(stage, "out")
+        layout = staged if fmt == "oci" else os.path.join(stage, "layout")
+        os.makedirs(os.path.join(layout, "blobs", "sha256"))
+        partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
+        with open(partial, "wb") as f:
+            digests = write_layer(plan, root, f, comp, mtime=mtime)
+        layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
+        os.rename(partial, blob_path(layout, layer.digest))
+        platform = source_platform(source, closure, root)
+        config = slim_config(source, closure, digests.diff_id, created, platform,
+                             f"{plan.file_count} files, {plan.content_bytes} bytes kept of the source")
+        manifest, config_desc = write_layout(layout, config=config, layers=[layer], platform=platform,
+                                             name=name, tag=tag, created=created)
+        if fmt == "oci-archive":
+            with open(staged, "wb") as f:
+                write_archive(layout, f, config=config_desc, layers=[layer],
+                              repo_tags=[f"{name}:{tag}"], mtime=mtime)
+        atomic.publish(staged, out_path, stage)
+    return BuildResult(
+        path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
+        files=plan.file_count, entries=len(plan.items), content_bytes=plan.content_bytes,
+        layer=digests, compression=comp, reference=f"{name}:{tag}",
+        manifest_digest=manifest.digest, config_digest=config_desc.digest)
+
+
+# -- the report --------------------------------------------------------------------------------
+
+_REASON_ORDER = ("target", "interp", "needed", "shebang", "dlopen-string", "traced", "recipe",
+                 "include", "generated", "symlink", "parent")
+
+
+def main_reason(entry: Entry, entries: dict[str, Entry]) -> str:
+    """The one reason a file is counted under in the summary: the most direct one; a file
+    reached through a link counts under the link's reason (libcurl.so.4.8.0 is 'needed')."""
+    for _ in range(MAX_LINK_CHAIN):
+        best = min(entry.reasons, key=lambda r: (_REASON_ORDER.index(r.kind) if r.kind in _REASON_ORDER
+                                                 else len(_REASON_ORDER), r.recipe or ""))
+        if best.kind != "symlink" or best.by not in entries:
+            break
+        entry = entries[best.by]
+    return f"recipe:{best.recipe}" if best.kind == "recipe" and best.recipe else best.kind
+
+
+def removed_dirs(before: Inventory, kept: set[str], depth: int = TOP_DIR_DEPTH,
+                 limit: int = TOP_DIRS) -> list[dict]:
+    """Bytes and files removed, summed per directory cut at `depth` components."""
+    sums: dict[str, list[int]] = {}
+    for path, size in before.files.items():
+        if path in kept:
+            continue
+        parts = path.split("/")[1:-1][:depth]
+        key = "/" + "/".join(parts)
+        s = sums.setdefault(key, [0, 0])
+        s[0] += size
+        s[1] += 1
+    ranked = sorted(sums.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    return [{"path": p, "bytes": b, "files": n} for p, (b, n) in ranked]
+
+
+def build_report(r: SlimResult) -> dict:
+    entries = r.closure.sorted_entries()
+    kept = {e.source or e.path for e in entries if e.type == "file"}
+    groups: dict[str, list[int]] = {}
+    for e in entries:
+        if e.type == "file":
+            g = groups.setdefault(main_reason(e, r.closure.entries), [0, 0])
+            g[0] += 1
+            g[1] += e.size
+    after_bytes = r.build.content_bytes
+    return {
+        "schema": REPORT_SCHEMA,
+        "source": {
+            "path": r.source.path, "format": r.source.format, "reference": r.source.reference,
+            "names": list(r.source.names), "digest": r.source.digest,
+            "config_digest": r.source.config_digest, "layers": len(r.source.layers),
+            "compressed_bytes": r.source.compressed_size,
+        },
+        "output": r.build.to_json(),
+        "targets": list(r.targets),
+        "probes": [{"command": p.command, "seconds": round(p.duration, 3), "paths": p.paths,
+                    "warnings": list(p.warnings)} for p in r.probes],
+        "before": {"files": len(r.before.files), "bytes": r.before.bytes, "dirs": r.before.dirs,
+                   "symlinks": r.before.symlinks},
+        "after": {"files": r.build.files, "bytes": after_bytes, "entries": r.build.entries,
+                  "layer_bytes": r.build.layer.size},
+        "ratio": round(r.before.bytes / after_bytes, 2) if after_bytes else None,
+        "removed_dirs": removed_dirs(r.before, kept),
+        "kept_by_reason": [{"reason": k, "files": v[0], "bytes": v[1]}
+                           for k, v in sorted(groups.items(), key=lambda kv: (-kv[1][1], kv[0]))],
+        "extract": r.extract.to_json(),
+        "warnings": list(r.closure.warnings),
+        "missing": [m.to_json() for m in sorted(r.closure.missing, key=lambda m: (m.by, m.name))],
+        "kept": [e.to_json() for e in entries],
+    }
+
+
+def summary(report: dict) -> str:
+    """What a person reads after `closure slim`: a few lines, sizes in MB."""
+    from .report import human_size
+    src, before, after = report["source"], report["before"], report["after"]
+    out = report["output"]
+    lines = [
+        f"closure: slimmed {src['reference'] or src['path']} ({src['format']}, {src['layers']} "
+        f"layer{'s' if src['layers'] != 1 else ''}, {src['digest']})",
+        f"  before     {before['files']} files, {human_size(before['bytes'])}",
+        f"  after      {after['files']} files, {human_size(after['bytes'])}"
+        + (f"  ({report['ratio']}x smaller)" if report["ratio"] else ""),
+    ]
+    if report["removed_dirs"]:
+        top = ", ".join(f"{d['path']} {human_size(d['bytes'])}" for d in report["removed_dirs"][:5])
+        lines.append(f"  removed    {top}")
+    if report["kept_by_reason"]:
+        top = ", ".join(f"{g['reason']} {g['files']} ({human_size(g['bytes'])})"
+                        for g in report["kept_by_reason"][:6])
+        lines.append(f"  kept       {top}")
+    for p in report["probes"]:
+        lines.append(f"  probe      {p['command']}  ({p['paths']} paths, {p['seconds']:.1f} s)")
+    lines.append(f"  wrote      {out['path']} ({out['format']}) {out['reference'] or ''}  "
+                 f"layer {human_size(out['layer_size'])} {out['compression']}")
+    if out.get("manifest_digest"):
+        lines.append(f"  manifest   {out['manifest_digest']}")
+    return "\n".join(lines)
+
+
+__all__ = ["SlimOptions", "SlimResult", "slim", "summary", "build_report", "command_targets"]
