@@ -1,6 +1,8 @@
 """The whole corpus (../shared/corpus.tsv): build every sample in sample_images/ with
 `closure build -f` (its probe included), then run the row's smoke command in podman and
-check the exit status and the expected output.
+check the exit status and the expected output. Each sample is built twice: its probe run
+on the host ("host"), and run in the candidate image until it passes ("in-image",
+--probe-in-image).
 
 Builds run two at a time up front; each image is then loaded, run and removed. Rows with
 net=host get a loopback HTTPS server (tests/tls.py) whose CA the build adds with
@@ -27,7 +29,8 @@ pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.strace]
 ROWS = corpus_rows() if CORPUS_TSV.exists() else []
 RUN = ["run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--entrypoint", ""]
 TAG = "closure-test/corpus"
-RESULTS: dict[str, dict] = {}
+MODES = {"host": [], "in-image": ["--probe-in-image"]}
+RESULTS: dict[tuple[str, str], dict] = {}
 
 
 def closure_cli(*args: str) -> subprocess.CompletedProcess:
@@ -58,17 +61,24 @@ def ca(work):
 
 @pytest.fixture(scope="module")
 def built(work, ca):
-    """id -> (image tar, build JSON or None, stderr): every sample, two builds at a time."""
-    def build(row):
-        out = work / f"{row.id}.tar"
-        args = ["build", "-f", str(sample_spec(row.id)), "-o", str(out), "-t", f"{TAG}:{row.id}", "--json"]
+    """(id, mode) -> (image tar, build JSON or None, stderr): every sample in every mode,
+    two builds at a time."""
+    def build(job):
+        row, mode = job
+        out = work / f"{row.id}-{mode}.tar"
+        args = ["build", "-f", str(sample_spec(row.id)), "-o", str(out), "-t", image_name(row, mode),
+                "--json", *MODES[mode]]
         if row.net == "host":
             args += ["--ca-cert", str(ca.ca_cert)]
         p = closure_cli(*args)
-        return row.id, (out, json.loads(p.stdout) if p.returncode == 0 else None, p.stderr)
+        return (row.id, mode), (out, json.loads(p.stdout) if p.returncode == 0 else None, p.stderr)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(build, ROWS))
+        return dict(pool.map(build, [(row, mode) for row in ROWS for mode in MODES]))
+
+
+def image_name(row, mode: str) -> str:
+    return f"{TAG}:{row.id}-{mode}"
 
 
 def test_every_row_has_a_sample():
@@ -82,12 +92,13 @@ def test_every_row_has_a_sample():
                                                    row.expect), row.id
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_smoke_in_podman(row, built, ca):
-    out, doc, stderr = built[row.id]
-    assert doc is not None, f"build of {row.id} failed: {stderr}"
+def test_smoke_in_podman(row, mode, built, ca):
+    out, doc, stderr = built[(row.id, mode)]
+    assert doc is not None, f"build of {row.id} ({mode}) failed: {stderr}"
     podman("load", "-i", str(out))
-    image = f"{TAG}:{row.id}"
+    image = image_name(row, mode)
     try:
         env = [x for kv in row.env_items() for x in ("-e", kv)]
         stdin = row.stdin_bytes()
@@ -107,7 +118,7 @@ def test_smoke_in_podman(row, built, ca):
     target = load_sample(row.id)["targets"][0]
     package = package_of(target)
     kib = installed_kib(package) if package else None
-    RESULTS[row.id] = {"bytes": doc["content_bytes"], "files": doc["files"], "package": package,
+    RESULTS[(row.id, mode)] = {"bytes": doc["content_bytes"], "files": doc["files"], "package": package,
                        "installed_bytes": kib * 1024 if kib else None}
 
 
@@ -115,13 +126,16 @@ def test_summary_sizes():
     """Runs last: every row passed, and each image's size next to its package's."""
     if not ROWS or not RESULTS:
         pytest.skip("no smoke results in this session")
-    lines = [f"{'id':<9} {'image MB':>9} {'files':>6}  {'package':<22} {'installed MB':>12}"]
+    lines = [f"{'id':<9} {'mode':<9} {'image MB':>9} {'files':>6}  {'package':<22} {'installed MB':>12}"]
     for row in ROWS:
-        r = RESULTS.get(row.id)
-        if r is None:
-            lines.append(f"{row.id:<9} FAILED")
-            continue
-        inst = f"{r['installed_bytes'] / 1e6:12.1f}" if r["installed_bytes"] else f"{'?':>12}"
-        lines.append(f"{row.id:<9} {r['bytes'] / 1e6:9.1f} {r['files']:>6}  {r['package'] or '?':<22} {inst}")
-    print("\n" + "\n".join(lines) + f"\npassed {len(RESULTS)}/{len(ROWS)}")
-    assert len(RESULTS) == len(ROWS), f"passed {len(RESULTS)}/{len(ROWS)}"
+        for mode in MODES:
+            r = RESULTS.get((row.id, mode))
+            if r is None:
+                lines.append(f"{row.id:<9} {mode:<9} FAILED")
+                continue
+            inst = f"{r['installed_bytes'] / 1e6:12.2f}" if r["installed_bytes"] else f"{'?':>12}"
+            lines.append(f"{row.id:<9} {mode:<9} {r['bytes'] / 1e6:9.2f} {r['files']:>6}  "
+                         f"{r['package'] or '?':<22} {inst}")
+    want = len(ROWS) * len(MODES)
+    print("\n" + "\n".join(lines) + f"\npassed {len(RESULTS)}/{want}")
+    assert len(RESULTS) == want, f"passed {len(RESULTS)}/{want}"
