@@ -111,9 +111,10 @@ def parse_expression(expr: str) -> tuple[str, tuple[Term, ...]]:
     groups: list[list[str]] = [[]]
     for tok in tokens:
         low = tok.lower()
-        if low in _OPS and words:
+        if low in _OPS and (words or out or len(groups) > 1):
             flush()
-            out.append(_OPS[low])
+            if out:               # right after a comma it only repeats the comma's AND
+                out.append(_OPS[low])
         elif tok in ("(", ")"):
             flush()
             out.append(tok)

@@ -94,9 +94,10 @@ def layout(root: Node, w: float, h: float, max_depth: int = 12) -> list[Rect]:
             out.append(Rect(x, y, rw, rh, node, depth, leaf))
         if leaf:
             continue
-        if depth > 0:   # room for the group's label, when there is room at all
+        if depth > 0:   # room for the group's label and border, when there is room at all
             head = HEADER if rh > 3 * HEADER and rw > 40 else 0.0
-            x, y, rw, rh = x + PAD, y + head + PAD, rw - 2 * PAD, rh - head - 2 * PAD
+            pad = PAD if rw > 8 * PAD and rh > head + 8 * PAD else 0.0
+            x, y, rw, rh = x + pad, y + head + pad, rw - 2 * pad, rh - head - 2 * pad
         kids = sorted((c for c in node.children if c.size > 0), key=lambda c: (-c.size, c.name))
         for c, (cx, cy, cw, ch) in zip(kids, squarify([float(c.size) for c in kids], x, y, rw, rh)):
             stack.append((c, cx, cy, cw, ch, depth + 1))

@@ -1,0 +1,380 @@
+"""The audit commands on real images built from this machine: sbom, diff, report, inspect,
+analyze --by-package, and the package records images carry."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html.parser
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from closure.audit import deb822
+from closure.audit.records import with_package_records
+from closure.collect import Options, collect
+from closure.image import ImageOptions, write_image
+from closure.model import Closure
+from closure.root import Root
+
+CLI = [sys.executable, "-m", "closure.cli.app"]
+SCHEMAS = Path(__file__).parent.parent / "data" / "schemas"
+# What the must-show list names, as dpkg calls them on Debian 12.
+CURL_PACKAGES = ("curl", "libcurl4", "libssl3", "libc6", "ca-certificates")
+
+pytestmark = pytest.mark.skipif(not (os.path.exists("/usr/bin/curl") and os.path.exists("/usr/bin/git")
+                                     and os.path.exists("/var/lib/dpkg/status")),
+                                reason="needs curl and git installed from Debian packages")
+
+
+def run(*args, check=True):
+    p = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def build(targets: list[str], out: Path) -> Closure:
+    """What `closure build` does, plus the package records step."""
+    root = Root("/")
+    closure = collect(targets, Options(root=root))
+    with_package_records(closure, root)
+    write_image(closure, root, str(out), ImageOptions())
+    return closure
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("audit")
+    curl = build(["/usr/bin/curl"], d / "curl.oci")                 # an OCI layout
+    both = build(["/usr/bin/curl", "/usr/bin/git"], d / "curlgit.tar")   # an OCI/docker archive
+    return {"dir": d, "curl": d / "curl.oci", "curlgit": d / "curlgit.tar",
+            "curl_closure": curl, "curlgit_closure": both}
+
+
+def layer_members(image: Path) -> dict[str, tuple[str, str | None]]:
+    """path -> (file|symlink|dir, sha256) of the image's one layer, read with the standard
+    library only (independent of closure). Hard links are files with their target's bytes."""
+    index = json.loads((image / "index.json").read_text())
+    manifest = json.loads((image / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    blob = image / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]
+    out: dict[str, tuple[str, str | None]] = {}
+    with tarfile.open(blob, "r:gz") as tar:
+        for m in tar:
+            path = "/" + m.name.rstrip("/")
+            if m.isreg():
+                out[path] = ("file", hashlib.sha256(tar.extractfile(m).read()).hexdigest())
+            elif m.islnk():
+                out[path] = out["/" + m.linkname]
+            else:
+                out[path] = ("symlink" if m.issym() else "dir", None)
+    return out
+
+
+def dpkg_version(pkg: str) -> str:
+    return subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def spdx_validator():
+    import jsonschema
+    return jsonschema.Draft7Validator(json.loads((SCHEMAS / "spdx-2.3.schema.json").read_text()),
+                                      format_checker=jsonschema.FormatChecker())
+
+
+def cyclonedx_validator():
+    import jsonschema
+    from referencing import Registry, Resource
+    docs = [json.loads(p.read_text()) for p in (SCHEMAS / "cyclonedx").glob("*.json")]
+    registry = Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs)
+    schema = json.loads((SCHEMAS / "cyclonedx" / "bom-1.5.schema.json").read_text())
+    return jsonschema.Draft7Validator(schema, registry=registry, format_checker=jsonschema.FormatChecker())
+
+
+def errors(validator, doc) -> list[str]:
+    return [f"{e.json_path}: {e.message[:200]}" for e in validator.iter_errors(doc)]
+
+
+# -- SBOM -------------------------------------------------------------------------------------
+
+def test_spdx_of_the_curl_image_validates_and_names_the_installed_versions(images):
+    out = images["dir"] / "curl.spdx.json"
+    run("sbom", images["curl"], "--format", "spdx-json", "-o", out)
+    doc = json.loads(out.read_text())
+    assert errors(spdx_validator(), doc) == []
+    versions = {p["name"]: p.get("versionInfo") for p in doc["packages"]}
+    for pkg in CURL_PACKAGES + ("openssl",):
+        assert versions.get(pkg) == dpkg_version(pkg), pkg
+    curl = next(p for p in doc["packages"] if p["name"] == "curl")
+    assert "curl" in curl["licenseDeclared"].split(" AND ")      # from the copyright file in the image
+    assert curl["externalRefs"][0]["referenceLocator"].startswith("pkg:deb/debian/curl@")
+    # Files: exactly the image's regular files, with the hashes of their bytes in the layer.
+    members = layer_members(images["curl"])
+    want = {p: sha for p, (kind, sha) in members.items() if kind == "file"}
+    got = {f["fileName"]: next(c["checksumValue"] for c in f["checksums"] if c["algorithm"] == "SHA256")
+           for f in doc["files"]}
+    assert got == want
+    # The curl binary is contained by the curl package.
+    ids = {f["fileName"]: f["SPDXID"] for f in doc["files"]}
+    rel = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in doc["relationships"]}
+    assert (curl["SPDXID"], ids["/usr/bin/curl"]) in rel
+    libc = next(p for p in doc["packages"] if p["name"] == "libc6")
+    assert (libc["SPDXID"], ids["/usr/lib/x86_64-linux-gnu/libc.so.6"]) in rel
+
+
+def test_cyclonedx_of_the_curl_archive_validates_and_names_the_installed_versions(images):
+    p = run("sbom", images["curlgit"], "--format", "cyclonedx-json")
+    doc = json.loads(p.stdout)
+    assert errors(cyclonedx_validator(), doc) == []
+    comps = {c["name"]: c for c in doc["components"] if c["type"] == "library"}
+    for pkg in CURL_PACKAGES + ("openssl", "git"):
+        assert comps[pkg]["version"] == dpkg_version(pkg), pkg
+    files = [f for c in doc["components"] for f in c.get("components", []) + [c] if f["type"] == "file"]
+    assert len(files) == len({f["name"] for f in files})
+    assert "/usr/bin/git" in {f["name"] for f in comps["git"]["components"]}
+
+
+def test_sbom_is_deterministic_and_the_same_from_target_and_image(images, monkeypatch):
+    from closure.audit import sbom
+    from closure.audit.inventory import from_closure, from_image
+    a = sbom.spdx(from_image(str(images["curl"])))
+    b = sbom.spdx(from_image(str(images["curl"])))
+    assert a == b
+    t = sbom.spdx(from_closure(images["curl_closure"], Root("/")))
+    key = lambda doc: sorted((p["name"], p.get("versionInfo")) for p in doc["packages"][1:])  # noqa: E731
+    assert key(t) == key(a)
+    files = lambda doc: {f["fileName"]: f["checksums"][1]["checksumValue"] for f in doc["files"]}  # noqa: E731
+    assert files(t) == files(a)
+
+
+def test_sbom_from_the_image_alone(images, tmp_path):
+    # A copy of the image elsewhere: nothing of the host's dpkg database is consulted
+    # (the inventory's tree is the image's own filesystem).
+    from closure.audit.imagefs import ImageFS
+    from closure.audit.inventory import from_image
+    copy = tmp_path / "copy.oci"
+    shutil.copytree(images["curl"], copy)
+    inv = from_image(str(copy))
+    assert isinstance(inv.tree, ImageFS)
+    assert inv.db.formats == ["dpkg-status.d"]
+    assert {p.name for p in inv.db.packages.values()} >= set(CURL_PACKAGES)
+
+
+# -- package records ----------------------------------------------------------------------------
+
+def test_records_parse_with_our_parser_and_with_dpkg(images, tmp_path):
+    members = layer_members(images["curl"])
+    closure = images["curl_closure"]
+    records = {p: e.content for p, e in closure.entries.items()
+               if p.startswith("/var/lib/dpkg/status.d/") and not p.endswith(".md5sums")}
+    assert set(records) <= set(members)
+    names = set()
+    status = b""
+    for path, data in sorted(records.items()):
+        (stanza,) = deb822.parse(data.decode())
+        assert stanza["Package"] == path.rsplit("/", 1)[1]
+        assert stanza["Version"] == dpkg_version(stanza["Package"])
+        names.add(stanza["Package"])
+        status += data + b"\n"
+    assert names >= set(CURL_PACKAGES)
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "status").write_bytes(status)
+    q = subprocess.run(["dpkg-query", f"--admindir={admin}", "-W", "-f", "${Package} ${Version} ${Status}\n"],
+                       capture_output=True, text=True)
+    assert q.returncode == 0 and q.stderr == "", q.stderr
+    listed = {line.split()[0]: line.split()[1] for line in q.stdout.splitlines()}
+    assert set(listed) == names
+    assert all(line.endswith("install ok installed") for line in q.stdout.splitlines())
+    # md5sums name exactly the package's regular files in the image, with their md5.
+    md5 = closure.entries["/var/lib/dpkg/status.d/libc6.md5sums"].content.decode()
+    for line in md5.splitlines():
+        digest, path = line.split("  ", 1)
+        assert members["/" + path][0] == "file"
+        assert digest == hashlib.md5(Path("/" + path).read_bytes()).hexdigest()
+    assert "usr/lib/x86_64-linux-gnu/libc.so.6" in md5
+
+
+# -- diff -------------------------------------------------------------------------------------
+
+def test_diff_lists_exactly_gits_additions(images):
+    p = run("diff", images["curl"], images["curlgit"], "--json")
+    doc = json.loads(p.stdout)
+    a = set(images["curl_closure"].entries)
+    b = set(images["curlgit_closure"].entries)
+    assert {e["path"] for e in doc["added"]} == b - a
+    assert doc["removed"] == [] and doc["changed"] == []
+    assert "/usr/bin/git" in {e["path"] for e in doc["added"]}
+    added_pkgs = {p["name"] for p in doc["packages"]["added"]}
+    assert "git" in added_pkgs and not added_pkgs & set(CURL_PACKAGES)
+    assert doc["packages"]["removed"] == []
+    # Every added file is git's: in git's own closure, or its package's record/license.
+    git_only = set(collect(["/usr/bin/git"], Options(root=Root("/"))).entries)
+    for e in doc["added"]:
+        path = e["path"]
+        assert path in git_only or path.startswith(("/var/lib/dpkg/status.d/", "/usr/share/doc/")), path
+    text = run("diff", images["curl"], images["curlgit"]).stdout
+    assert "+ /usr/bin/git" in text and "+ package git:amd64 " + dpkg_version("git") in text
+
+
+def test_diff_of_analyses_and_exit_code(images, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(run("analyze", "/usr/bin/curl", "--json", "--by-package").stdout)
+    b.write_text(run("analyze", "/usr/bin/curl", "/usr/bin/git", "--json", "--by-package").stdout)
+    doc = json.loads(run("diff", a, b, "--json").stdout)
+    added = {e["path"]: e for e in doc["added"]}
+    assert added["/usr/bin/git"]["reasons"] == [{"kind": "target"}]
+    assert "git" in {p["name"] for p in doc["packages"]["added"]}
+    assert run("diff", a, a, "--exit-code").returncode == 0
+    assert run("diff", a, b, "--exit-code", check=False).returncode == 1
+
+
+# -- analyze --by-package -------------------------------------------------------------------
+
+def test_analyze_by_package(tmp_path):
+    plain = json.loads(run("analyze", "/usr/bin/curl", "--json").stdout)
+    doc = json.loads(run("analyze", "/usr/bin/curl", "--json", "--by-package").stdout)
+    assert {k: v for k, v in doc.items() if k != "packages"} == plain    # the contract is unchanged
+    pk = doc["packages"]
+    assert pk["databases"] == ["dpkg"]
+    by_name = {p["name"]: p for p in pk["packages"]}
+    # usrmerge: dpkg says /lib/x86_64-linux-gnu/libc.so.6; the image path is /usr/lib/...
+    assert "/usr/lib/x86_64-linux-gnu/libc.so.6" in by_name["libc6"]["files"]
+    assert by_name["libc6"]["version"] == dpkg_version("libc6")
+    assert by_name["ca-certificates"]["via"] == ["maintainer-script"]
+    owned = {f for p in pk["packages"] for f in p["files"]}
+    unowned = {u["path"]: u["why"] for u in pk["unowned"]}
+    files = {e["path"] for e in doc["entries"] if e["type"] != "dir"}
+    assert owned | set(unowned) == files
+    assert unowned["/etc/passwd"] == "generated by closure"
+    table = run("analyze", "/usr/bin/curl", "--by-package").stdout
+    assert f"curl {dpkg_version('curl')} (amd64)" in table and "(no package)" in table
+
+
+# -- inspect ----------------------------------------------------------------------------------
+
+def test_inspect(images):
+    f = json.loads(run("inspect", images["curlgit"], "--json").stdout)
+    members = layer_members(images["curl"])
+    assert f["format"] == "oci-archive" and len(f["layers"]) == 1
+    assert f["config"]["Entrypoint"] == ["/usr/bin/curl"]
+    assert f["layers"][0]["created_by"] == "closure build /usr/bin/curl /usr/bin/git"
+    assert f["files"] == len(images["curlgit_closure"].sorted_entries()) - sum(
+        1 for e in images["curlgit_closure"].entries.values() if e.type != "file")
+    assert f["top_directories"][0]["path"] == "/usr"
+    assert len(members) > 0
+    text = run("inspect", images["curl"]).stdout
+    assert "LAYER" in text and "/usr/lib/x86_64-linux-gnu" in text
+
+
+# -- report in a real browser ---------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,1400"]
+
+
+class _Rows(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-path" in a:
+            self.paths.append(a["data-path"])
+
+
+def png_colours(data: bytes) -> int:
+    """Distinct RGB(A) colours in an 8-bit truecolour PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, ihdr = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + n
+    width, height, depth, ctype = ihdr[:4]
+    assert depth == 8 and ctype in (2, 6)
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    colours = set()
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if y % 4 == 0:   # every 4th row is plenty to count colours
+            colours.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 2))
+        prev = line
+    return len(colours)
+
+
+def test_report_renders_in_chromium_and_lists_every_file(images, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs chromium (apt-get install chromium)")
+    report = tmp_path / "report.html"
+    run("report", images["curl"], "-o", report)
+    page = report.read_text()
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page and "<link" not in page and " src=" not in page   # self-contained
+
+    def chrome(*args):
+        profile = tmp_path / f"profile-{args[0].lstrip('-').split('=')[0]}"
+        profile.mkdir()   # a new empty profile each run
+        return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
+                               report.as_uri()], capture_output=True, timeout=120)
+
+    shot = tmp_path / "shot.png"
+    p = chrome(f"--screenshot={shot}")
+    assert p.returncode == 0 and shot.exists(), p.stderr[-2000:]
+    assert png_colours(shot.read_bytes()) > 40          # treemaps drawn: far from a blank page
+    dom = chrome("--dump-dom")
+    assert dom.returncode == 0
+    rows = _Rows()
+    rows.feed(dom.stdout.decode())
+    members = layer_members(images["curl"])
+    want = sorted(p for p, (kind, _) in members.items() if kind != "dir")
+    assert sorted(rows.paths) == want
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["sbom", "/nonexistent/image.oci", "--format", "spdx-json"],
+    ["sbom", "/usr/bin/curl", "--format", "xml"],
+    ["diff", "/nonexistent/a", "/nonexistent/b"],
+    ["inspect", "/usr/bin/curl"],
+    ["report", "/usr/bin/curl", "-o", "/nonexistent/dir/r.html", "--no-recipes"],
+])
+def test_bad_input_is_one_line_and_exit_2(args):
+    p = run(*args, check=False)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.startswith("closure: error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert "Traceback" not in p.stderr
