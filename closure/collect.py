@@ -265,8 +265,13 @@ class Collector:
                 self._pending.append(res.path)
 
     def apply_excludes(self) -> None:
+        """Drop paths matching a glob, and everything below a matching directory (the same
+        meaning the layer writer gives --exclude)."""
+        gone: list[str] = []
         for path in sorted(self.closure.entries):
-            if any(fnmatch.fnmatchcase(path, g) for g in self.opts.excludes):
+            if any(path.startswith(g + "/") for g in gone) or \
+                    any(fnmatch.fnmatchcase(path, g) for g in self.opts.excludes):
+                gone.append(path)
                 del self.closure.entries[path]
 
     def add_parents(self) -> None:
