@@ -23,6 +23,10 @@ Examples:
 
   closure build -f sample_images/curl/closure.toml        # a spec file; flags override it
 
+  closure build /usr/bin/python3 --probe "python3 -c 'import ssl, sqlite3'" -o py.tar   # + what a run loads
+
+  closure build /usr/bin/openssl --probe 'openssl dgst -md4 -provider legacy </dev/null' --probe-in-image -o o.tar
+
   closure build /usr/bin/curl -o fs --format rootfs --verify 'curl --version'
 
 The output format follows -o: a directory, a name with no extension or '.oci' gives an OCI
@@ -59,7 +63,7 @@ def register(app: typer.Typer) -> None:
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
-        probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run CMD under strace and add what it touched (repeatable)."),
+        probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run the shell command CMD under strace (in an empty scratch dir, with the image's PATH) and add what it touched; it must exit 0 (repeatable)."),
         probe_in_image: bool = typer.Option(False, "--probe-in-image", help="Run each probe inside the candidate image (bubblewrap) instead; add what it fails to find until it passes."),
         probe_network: bool = typer.Option(False, "--probe-network", help="Let probes run in a sandbox (--probe-in-image, --root) use the network."),
         probe_rounds: Optional[int] = typer.Option(None, "--probe-rounds", min=1, help="Rounds of --probe-in-image before giving up (default 5)."),
