@@ -23,7 +23,7 @@ import posixpath
 import stat
 import tempfile
 
-from ..errors import ClosureError, JobFailed
+from ..errors import BadInput, ClosureError, JobFailed
 from ..model import Reason
 from .run import TraceResult, run_probe
 from .select import traced_paths
@@ -37,6 +37,8 @@ def add_probe_results(collector, probe: str) -> None:
     """Run one probe and add what it touched to the collector's closure. Raises JobFailed
     when the probe fails (exit status, signal or timeout)."""
     opts = collector.opts
+    if not probe.strip():
+        raise BadInput("--probe: empty command: give a shell command that runs the program")
     if getattr(opts, "probe_in_image", False):
         from .inimage import probe_in_image
         probe_in_image(collector, probe)

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from closure.collect import Options, collect
-from closure.errors import JobFailed
+from closure.errors import BadInput, JobFailed
 from closure.image.rootfs import write_rootfs
 from closure.image.tarlayer import plan_layer
 from closure.model import Reason
@@ -60,6 +60,11 @@ def test_probe_program_exit_status_fails_the_build_with_stderr_tail(fx):
         build([fx.app], probes=(f"{fx.app} nosuch",))
     assert e.value.exit_code == 1
     assert "exited 2" in str(e.value) and "libnosuch.so" in str(e.value)
+
+
+def test_empty_probe_is_bad_input(fx):
+    with pytest.raises(BadInput, match="empty command"):
+        build([fx.app], probes=("  ",))
 
 
 def test_exec_of_a_script_brings_its_interpreter(fx):
