@@ -131,8 +131,13 @@ class Collector:
             del self.closure.entries[ipath]
         self._add(entry, reason)
 
-    def add_dir(self, ipath: str, mode: int, reason: Reason) -> None:
-        self._add(Entry(normpath(ipath), "dir", mode=mode), reason)
+    def add_dir(self, ipath: str, mode: int, reason: Reason, uid: int = 0, gid: int = 0) -> None:
+        """A directory closure makes (HOME, /tmp); uid/gid set its owner in the image."""
+        ipath = normpath(ipath)
+        have = self.closure.entries.get(ipath)
+        if have is not None and have.type == "dir" and (uid, gid) != (0, 0):
+            have.uid, have.gid = uid, gid  # an owner given by a recipe wins over the copy's
+        self._add(Entry(ipath, "dir", mode=mode, uid=uid, gid=gid), reason)
 
     def add_symlink(self, ipath: str, target: str, reason: Reason) -> None:
         self._add(Entry(normpath(ipath), "symlink", mode=0o777, target=target), reason)

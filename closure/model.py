@@ -43,6 +43,8 @@ class Entry:
     source: str | None = None
     content: bytes | None = None
     reasons: list[Reason] = field(default_factory=list)
+    uid: int = 0                   # owner in the image (root unless a recipe says otherwise)
+    gid: int = 0
 
     def add_reason(self, reason: Reason) -> bool:
         if reason in self.reasons:
@@ -62,6 +64,8 @@ class Entry:
             d["source"] = self.source
         if self.content is not None:
             d["content"] = self.content.decode("utf-8", "surrogateescape")
+        if self.uid or self.gid:
+            d["uid"], d["gid"] = self.uid, self.gid
         d["reasons"] = [r.to_json() for r in sorted(self.reasons, key=_reason_key)]
         return d
 
@@ -74,6 +78,7 @@ class Entry:
             source=d.get("source", d["path"] if d["type"] == "file" and content is None else None),
             content=content.encode("utf-8", "surrogateescape") if content is not None else None,
             reasons=[Reason.from_json(r) for r in d.get("reasons", [])],
+            uid=d.get("uid", 0), gid=d.get("gid", 0),
         )
 
 

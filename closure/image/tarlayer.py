@@ -41,6 +41,8 @@ class LayerItem:
     link: str = ""                 # symlink text as stored, or the hard link's first path
     source: str | None = None      # resolved image path inside the Root to read bytes from
     content: bytes | None = None   # generated file bytes (instead of source)
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def plan_layer(closure: Closure, root: Root, *, keep_setuid: bool = False,
         if not keep_setuid:
             mode &= ~MODE_SETID
         if entry.type == "dir":
-            items.append(LayerItem(path, "dir", mode))
+            items.append(LayerItem(path, "dir", mode, uid=entry.uid, gid=entry.gid))
         elif entry.type == "symlink":
             if not entry.target:
                 raise BadInput(f"symlink entry without a target: {path}")
@@ -146,7 +148,7 @@ def tar_header(item: LayerItem, mtime: int) -> bytes:
     info.size = item.size if item.kind == "file" else 0
     info.linkname = item.link.lstrip("/") if item.kind == "hardlink" else item.link
     info.mtime = mtime
-    info.uid = info.gid = 0
+    info.uid, info.gid = item.uid, item.gid  # 0 unless a recipe owns it (a user's HOME)
     info.uname = info.gname = ""
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 

@@ -258,6 +258,15 @@ class _Run:
         for item in items:
             self._one({**context, "item": item})
 
+    def _owner(self, a, context: dict) -> tuple[int, int]:
+        if a.owner is None:
+            return 0, 0
+        text = self.r.string(a.owner, context, f"{self.where}.owner").strip()
+        uid, _, gid = text.partition(":")
+        if not uid.isdigit() or not (gid or uid).isdigit():
+            raise RecipeError(f"{self.where}.owner: {text!r} is not UID:GID")
+        return int(uid), int(gid or uid)
+
     def _path(self, text: str, context: dict, key: str) -> str | None:
         p = self.r.string(text, context, f"{self.where}.{key}").strip()
         if not p:
@@ -292,7 +301,8 @@ class _Run:
         elif kind == "dir":
             p = self._path(a.value, ctx, "dir")
             if p is not None:
-                self.c.add_dir(p, a.mode if a.mode is not None else 0o755, self.reason)
+                uid, gid = self._owner(a, ctx)
+                self.c.add_dir(p, a.mode if a.mode is not None else 0o755, self.reason, uid, gid)
         elif kind == "template":
             to = self._path(a.to, ctx, "to")
             if to is not None:

@@ -35,7 +35,7 @@ _EXTRA = {
     "paths": {"optional", "ca_bundle"},
     "glob": {"optional", "exclude"},
     "tree": {"optional", "exclude"},
-    "dir": {"mode"},
+    "dir": {"mode", "owner"},
     "template": {"to", "mode"},
     "copy": {"to", "mode", "optional"},
     "env": set(),
@@ -93,6 +93,7 @@ class Action:
     optional: bool = False
     exclude: tuple[str, ...] = ()
     ca_bundle: bool = False
+    owner: str | None = None              # "UID:GID" (templated) for a dir
 
     @property
     def where(self) -> str:
@@ -100,7 +101,7 @@ class Action:
 
     def to_json(self) -> dict:
         d: dict[str, Any] = {self.kind: _thaw(self.value) if self.kind != "env" else dict(self.value)}
-        for k in ("when", "each", "to"):
+        for k in ("when", "each", "to", "owner"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         if self.mode is not None:
@@ -242,7 +243,7 @@ def _action(err: _Errors, index: int, a: dict) -> Action:
         value = raw
     if kind in ("template", "copy") and not isinstance(a.get("to"), str):
         err.fail(f"{where}.to", f"is required with '{kind}': the image path to write")
-    for key in ("when", "each", "to"):
+    for key in ("when", "each", "to", "owner"):
         if key in a and (not isinstance(a[key], str) or not a[key]):
             err.fail(f"{where}.{key}", "must be a non-empty string")
     for key in ("optional", "ca_bundle"):
@@ -254,7 +255,7 @@ def _action(err: _Errors, index: int, a: dict) -> Action:
     exclude = _strs(err, f"{where}.exclude", a["exclude"]) if "exclude" in a else ()
     return Action(index, kind, value, when=a.get("when"), each=a.get("each"), to=a.get("to"),
                   mode=mode, optional=a.get("optional", False), exclude=exclude,
-                  ca_bundle=a.get("ca_bundle", False))
+                  ca_bundle=a.get("ca_bundle", False), owner=a.get("owner"))
 
 
 def _mode(err: _Errors, key: str, v) -> int:

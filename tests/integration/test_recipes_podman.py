@@ -160,6 +160,7 @@ home = os.environ.get("HOME", "")
 print(json.dumps({
   "tmp": oct(stat.S_IMODE(os.stat("/tmp").st_mode)), "sticky": bool(os.stat("/tmp").st_mode & stat.S_ISVTX),
   "home": home, "home_is_dir": os.path.isdir(home) and home != "/",
+  "home_writable": os.access(home, os.W_OK),
   "secrets": [p for p in ("/etc/shadow", "/etc/gshadow", "/etc/ssh", "/root/.ssh", "/root/.bash_history")
               if os.path.lexists(p)],
   "root_listing": sorted(os.listdir("/root")) if os.access("/root", os.R_OK) else "private",
@@ -192,6 +193,7 @@ def test_tmp_home_and_no_secrets(python_image, user, home):
     got = json.loads(p.stdout)
     assert got["tmp"] == "0o1777" and got["sticky"]
     assert got["home"] == home and got["home_is_dir"]
+    assert got["home_writable"], "the user owns its HOME"
     assert got["secrets"] == []
     assert got["root_listing"] == ([] if user is None else "private")   # /root is 0700
     # And in the plan itself, whatever podman mounts over it.
