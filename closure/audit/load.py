@@ -37,6 +37,9 @@ def load(args: list[str], *, ref: str | None = None, hashes: bool = True,
         if kind == "rootfs":
             return from_rootfs(args[0], hashes=hashes)
         return from_analysis(args[0])
+    for a in args:
+        if "/" in a and not os.path.lexists(a):
+            raise BadInput(f"{a}: no such image, directory or program")
     bad = [a for a, k in zip(args, kinds) if k != "target"]
     if bad:
         raise BadInput(f"{bad[0]}: give one image, or target programs, not both")

@@ -6,11 +6,16 @@ import os
 from ..image import atomic
 
 
-def write_file(path: str, data: bytes) -> None:
-    atomic.check_destination(path, want_dir=False, force=False)
+def check_file_destination(path: str) -> None:
+    """Fail before any work when the file cannot be written there."""
     if os.path.isdir(path):
         from ..errors import BadInput
-        raise BadInput(f"output is a directory: {path}")
+        raise BadInput(f"output is a directory, not a file: {path}")
+    atomic.check_destination(path, want_dir=False, force=False)
+
+
+def write_file(path: str, data: bytes) -> None:
+    check_file_destination(path)
     with atomic.sigterm_raises(), atomic.staging(path) as stage:
         staged = os.path.join(stage, "out")
         with open(staged, "wb") as f:

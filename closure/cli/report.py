@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         from ..audit.html import render
         from ..audit.inventory import attach_reasons, from_analysis
         from ..audit.load import load
-        from ..audit.output import write_file
+        from ..audit.output import check_file_destination, write_file
+        check_file_destination(output)
         t = ao.target_options(root, library_path, no_dlopen_scan, no_recipes, recipe_dirs, no_package_records)
         inv = load(list(source), ref=ref, hashes=False, targets=t)
         ao.warn(t)

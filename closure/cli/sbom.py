@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         from ..errors import BadInput
         if fmt not in sb.FORMATS:
             raise BadInput(f"unknown --format {fmt!r} (choose from {', '.join(sb.FORMATS)})")
+        if output:
+            from ..audit.output import check_file_destination
+            check_file_destination(output)
         t = ao.target_options(root, library_path, no_dlopen_scan, no_recipes, recipe_dirs, no_package_records)
         inv = load(list(source), ref=ref, targets=t, allow=("image", "rootfs", "target"))
         ao.warn(t)
