@@ -132,3 +132,19 @@ def test_probe_on_another_root_runs_inside_it(fx, tmp_path):
     assert traced(c, only) == [Reason("traced", probe=probe)]
     assert c.entries[only].source == only          # an image path inside the tree
     assert fx.plugin not in c.entries              # the host would have had it; not asked
+
+
+def test_in_image_probe_network_and_trust_are_the_images(tmp_path):
+    """An HTTPS fetch from a loopback server whose CA only the image trusts (--ca-cert):
+    in the image it passes with --probe-network and fails without network."""
+    from closure.recipes import RecipeVars
+    from tests.tls import https_server, make_ca
+    ca = make_ca(tmp_path / "ca")
+    vars = RecipeVars.from_options(ca_certs=[ca.ca_cert])
+    with https_server(ca) as port:
+        probe = f"curl -sS https://localhost:{port}/"
+        c = build(["/usr/bin/curl"], probes=(probe,), recipe_vars=vars, probe_in_image=True,
+                  probe_network=True)
+        assert any("in the image: passed" in w for w in c.warnings)
+        with pytest.raises(JobFailed, match=r"exited 7 in the image.*Failed to connect"):
+            build(["/usr/bin/curl"], probes=(probe,), recipe_vars=vars, probe_in_image=True)
