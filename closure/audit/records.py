@@ -11,6 +11,7 @@ its license is not allowed anyway.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import posixpath
 
@@ -108,12 +109,24 @@ def add_package_records(collector, copyright: bool = True) -> None:
     if not db.found:
         return
     if copyright:
+        excludes = tuple(getattr(collector.opts, "excludes", ()))
         for path, by in license_files(closure, db):
-            collector.add_path(path, Reason("recipe", by=by, recipe=RECIPE))
+            if not _excluded(path, excludes):
+                collector.add_path(path, Reason("recipe", by=by, recipe=RECIPE))
     for ipath, data in package_records(closure, root, db):
         name = posixpath.basename(ipath).removesuffix(".md5sums")
         collector.add_generated(ipath, data, 0o644, Reason("generated", recipe=RECIPE, name=name))
     _add_parents(collector)
+
+
+def _excluded(path: str, globs: tuple[str, ...]) -> bool:
+    # As the image writer reads --exclude: a glob drops the path and everything below it.
+    p = path
+    while p != "/":
+        if any(fnmatch.fnmatchcase(p, g) for g in globs):
+            return True
+        p = posixpath.dirname(p)
+    return False
 
 
 def _add_parents(collector) -> None:
@@ -125,11 +138,13 @@ def _add_parents(collector) -> None:
             parent = posixpath.dirname(parent)
 
 
-def with_package_records(closure: Closure, root: Root, copyright: bool = True) -> Closure:
-    """The closure plus its package records, for commands that run collect() themselves
-    (sbom, report of a TARGET). Adds to `closure` in place and returns it."""
+def with_package_records(closure: Closure, root: Root, copyright: bool = True,
+                         excludes: tuple[str, ...] = ()) -> Closure:
+    """The closure plus its package records, for callers that ran collect() already
+    (build, sbom and report of TARGETs). Adds to `closure` in place and returns it; give
+    the build's --exclude globs so no excluded copyright file comes back."""
     from ..collect import Collector, Options
-    collector = Collector(Options(root=root, recipes=False, dlopen_scan=False))
+    collector = Collector(Options(root=root, recipes=False, dlopen_scan=False, excludes=tuple(excludes)))
     collector.closure = closure
     add_package_records(collector, copyright)
     return closure

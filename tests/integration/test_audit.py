@@ -378,3 +378,13 @@ def test_bad_input_is_one_line_and_exit_2(args):
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert p.stderr.startswith("closure: error: ") and p.stderr.count("\n") == 1, p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_records_respect_excludes():
+    root = Root("/")
+    closure = collect(["/usr/bin/curl"], Options(root=root, excludes=("/usr/lib/x86_64-linux-gnu/gconv",)))
+    with_package_records(closure, root, excludes=("/usr/share/doc",))
+    assert not any(p.startswith("/usr/share/doc") for p in closure.entries)
+    md5 = closure.entries["/var/lib/dpkg/status.d/libc6.md5sums"].content.decode()
+    assert "gconv" not in md5 and "usr/lib/x86_64-linux-gnu/libc.so.6" in md5
+    assert all(p in closure.entries for p in ("/var", "/var/lib", "/var/lib/dpkg", "/var/lib/dpkg/status.d"))
