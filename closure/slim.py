@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .collect import DEFAULT_PATH, Collector, Options
-from .errors import BadInput, JobFailed, NotElf, NotFound
+from .errors import BadInput, NotElf, NotFound
 from .image import atomic
 from .image.config import Platform, closure_platform
 from .image.epoch import rfc3339, source_date_epoch
@@ -38,8 +38,7 @@ LABEL_REF = "org.closure.source.ref"
 KEPT_CONFIG = ("User", "ExposedPorts", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
                "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped")
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox"})
-PROBE_SCRATCH = ("/var/tmp",)          # tmpfs in the sandbox, besides the trace's own drops
-SANDBOX_DIRS = ("/proc", "/dev", "/tmp")   # mount points bubblewrap needs in the root
+PROBE_SCRATCH = ("/var/tmp",)          # scratch space, besides the trace's own drops
 TOP_DIR_DEPTH = 3
 TOP_DIRS = 15
 MAX_LINK_CHAIN = 16
@@ -111,7 +110,6 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             probes = []
             traced: list[tuple[str, list[tuple[str, str]]]] = []
             if opts.probes:
-                _sandbox_dirs(root_path)
                 for probe in opts.probes:
                     run, paths = run_probe_in_image(root, probe, env, config.get("WorkingDir") or "/",
                                                     opts.probe_network, opts.probe_timeout)
@@ -195,75 +193,35 @@ def find_program(root: Root, name: str, path: str, workdir: str) -> str | None:
 
 # -- probes ------------------------------------------------------------------------------------
 
-def _sandbox_dirs(root_path: str) -> None:
-    """Mount points bubblewrap needs; made in our own temp root when the image lacks them."""
-    root = Root(root_path)
-    for d in SANDBOX_DIRS:
-        if root.lstat(d) is None:
-            os.mkdir(root.host(d), 0o755)
-
-
-_SHELL_CHARS = set("|&;<>()$`*?[]{}~#\n")
-
-
-def needs_shell(line: str) -> bool:
-    """Does this command line use shell syntax (pipes, &&, $VARS, globs, redirections,
-    VAR=value prefixes)? Quoted text is literal, except $ and ` inside double quotes."""
-    quote = None
-    for i, ch in enumerate(line):
-        if quote == "'":
-            quote = None if ch == "'" else quote
-        elif quote == '"':
-            if ch in "$`":
-                return True
-            quote = None if ch == '"' and line[i - 1] != "\\" else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in _SHELL_CHARS:
-            return True
-    words = line.split()
-    return bool(words) and "=" in words[0] and not words[0].startswith(("=", "-", "/", "."))
-
-
-def probe_argv(root: Root, probe: str) -> list[str]:
-    """A plain command line runs as is; only one that needs a shell runs under the image's
-    /bin/sh. The probe's own shell would otherwise join the image although the program
-    never runs one."""
-    if not needs_shell(probe):
-        try:
-            words = shlex.split(probe)
-        except ValueError as e:
-            raise BadInput(f"probe {probe!r}: {e}") from None
-        if not words:
-            raise BadInput("an empty --probe")
-        return words
-    if not root.is_file("/bin/sh"):
-        raise BadInput(f"probe {probe!r} needs a shell and the image has no /bin/sh: "
-                       f"give one plain command per --probe")
-    return ["/bin/sh", "-c", probe]
-
-
 def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str,
                        network: bool, timeout: float | None) -> tuple[ProbeRun, list[tuple[str, str]]]:
-    """Run probe inside the root (bubblewrap, traced from the host); the image paths it
-    used. A probe that fails is a failed job: its stderr tail says why."""
+    """Run probe inside the root with the image's Env and WorkingDir (bubblewrap, traced
+    from the host, the probe string read by a helper shell from the host so no shell of
+    the image's joins unless the probe runs one); return the image paths it used. A probe
+    that fails is a failed job: its stderr tail says why."""
+    import tempfile
+
+    from .trace.probe import check_passed
+    from .trace.probe_sandbox import HELPER_DIR, bwrap_argv, helper_command, make_helper
     from .trace.run import run_probe
-    from .trace.sandbox import SCRATCH, bwrap_argv
     from .trace.select import traced_paths
 
     run_env = dict(env)
     run_env.setdefault("PATH", DEFAULT_PATH)
     run_env.setdefault("HOME", "/root")
-    argv = probe_argv(root, probe)
     if not root.is_dir(cwd):
         cwd = "/"
-    wrapper = bwrap_argv(root.path, env=run_env, cwd=cwd, network=network)
-    result = run_probe(argv, root, wrapper=wrapper, wrapper_execs=1, timeout=timeout)
-    if not result.ok:
-        tail = " | ".join(result.stderr_tail.strip().splitlines()[-3:]) or "no output on stderr"
-        raise JobFailed(f"probe {probe!r} {result.describe_status()} in the image: {tail}")
-    paths, warnings = traced_paths(result.accesses, root, scratch=SCRATCH + PROBE_SCRATCH)
-    return ProbeRun(probe, result.duration, len(paths), tuple(warnings)), paths
+    with tempfile.TemporaryDirectory(prefix="closure-probe-") as helper:
+        make_helper(helper)
+        wrapper = bwrap_argv(root.path, env=run_env, network=network, helper=helper, cwd=cwd)
+        shell = helper_command(helper, probe)
+        # bwrap is exec 1, the helper shell exec 2; the probe's own programs come next.
+        result = run_probe([shell[-1]], root, wrapper=wrapper + shell[:-1], wrapper_execs=2,
+                           timeout=timeout)
+    check_passed(probe, result)
+    paths, warnings = traced_paths(result.accesses, root, scratch=(HELPER_DIR,) + PROBE_SCRATCH)
+    return ProbeRun(probe, result.duration, len(paths),
+                    tuple(f"probe {probe!r}: {w}" for w in warnings)), paths
 
 
 # -- the analysis ------------------------------------------------------------------------------
@@ -271,7 +229,11 @@ def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str,
 def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
             traced: Sequence[tuple[str, Sequence[tuple[str, str]]]], opts: SlimOptions,
             env: dict[str, str], config: dict) -> Closure:
-    """collect()'s fixed point, seeded with the image's command and the probes' paths."""
+    """collect()'s fixed point, seeded with the image's command and the probes' paths.
+    (collect() runs its probes itself, in /tmp with the build's PATH; a slim probe needs the
+    image's Env and WorkingDir, so it ran before, and its paths come in here.)"""
+    from .trace.probe import add_traced
+
     copts = Options(root=root, dlopen_scan=opts.dlopen_scan, recipes=opts.recipes,
                     recipe_dirs=opts.recipe_dirs, recipe_vars=opts.recipe_vars,
                     includes=opts.includes, excludes=opts.excludes,
@@ -286,11 +248,7 @@ def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
         c.add_path(workdir, Reason("include", name="WorkingDir"))
     for probe, paths in traced:
         for path, kind in paths:
-            reason = Reason("traced", probe=probe)
-            if kind == "exec":
-                _add_program_or_file(c, path, reason)
-            else:
-                c.add_path(path, reason)
+            add_traced(c, path, kind, Reason("traced", probe=probe))
     c.add_includes()
     recipes = None
     if opts.recipes:

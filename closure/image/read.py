@@ -69,7 +69,8 @@ class _Store:
             for m in self._tar.getmembers():
                 self._members.setdefault(_clean_rel(m.name), m)
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-            raise BadInput(f"{path}: not an image (neither a directory nor a readable tar: {e})") from None
+            why = (str(e).splitlines() or [type(e).__name__])[0].rstrip(":")
+            raise BadInput(f"{path}: not an image (neither a directory nor a readable tar: {why})") from None
 
     @property
     def is_archive(self) -> bool:
@@ -361,23 +362,27 @@ def _normalise_ref(ref: str) -> str:
 
 
 def _pick(path: str, candidates: list[tuple[tuple[str, ...], object]], ref: str | None):
-    """Choose among (names, item) by ref; the only candidate when no ref is given."""
+    """Choose among (names, item) by ref (the only candidate when no ref is given).
+    Returns (names, item, the name it was chosen by: as the file spells it)."""
     if not candidates:
         raise BadInput(f"{path}: holds no image")
     listed = ", ".join(sorted({n for names, _ in candidates for n in names})) or "no names"
     if ref is None:
         if len(candidates) > 1:
             raise BadInput(f"{path}: holds {len(candidates)} images ({listed}): choose one with --ref NAME:TAG")
-        return candidates[0]
+        names, item = candidates[0]
+        return names, item, names[0] if names else None
     want = _normalise_ref(ref)
-    hits = [c for c in candidates if any(_normalise_ref(n) == want for n in c[0])]
+    hits = [(c, n) for c in candidates for n in c[0] if _normalise_ref(n) == want]
     if not hits and ":" not in ref and "/" not in ref:   # a bare tag
-        hits = [c for c in candidates if any(_normalise_ref(n).rsplit(":", 1)[1] == ref for n in c[0])]
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
+        hits = [(c, n) for c in candidates for n in c[0] if _normalise_ref(n).rsplit(":", 1)[1] == ref]
+    chosen = {id(c[1]): (c, n) for c, n in reversed(hits)}   # first matching name per image
+    if len(chosen) == 1:
+        (names, item), name = next(iter(chosen.values()))
+        return names, item, name
+    if not chosen:
         raise BadInput(f"{path}: no image named {ref!r} in it (it has: {listed})")
-    raise BadInput(f"{path}: {ref!r} names {len(hits)} images; give name:tag")
+    raise BadInput(f"{path}: {ref!r} names {len(chosen)} images; give name:tag")
 
 
 def _oci_names(desc: dict) -> tuple[str, ...]:
@@ -419,7 +424,7 @@ def _read_oci(store: _Store, ref: str | None, arch: str) -> SourceImage:
     if not isinstance(manifests, list):
         raise BadInput(f"{store.path}: index.json has no manifests list")
     candidates = [(_oci_names(d), d) for d in manifests if isinstance(d, dict)]
-    names, desc = _pick(store.path, candidates, ref)
+    names, desc, chosen = _pick(store.path, candidates, ref)
     depth = 0
     while desc.get("mediaType") in INDEX_TYPES:        # multi-platform: take our platform
         depth += 1
@@ -444,9 +449,8 @@ def _read_oci(store: _Store, ref: str | None, arch: str) -> SourceImage:
                             d["size"], diff_ids[i] if diff_ids else None))
     return SourceImage(
         path=store.path, format="oci-archive" if store.is_archive else "oci",
-        reference=ref or (names[0] if names else None), names=names,
-        manifest_digest=desc["digest"], config_digest=config_desc["digest"], config=config,
-        layers=tuple(layers), _store=store)
+        reference=chosen, names=names, manifest_digest=desc["digest"],
+        config_digest=config_desc["digest"], config=config, layers=tuple(layers), _store=store)
 
 
 def _platform_pick(path: str, manifests: list, arch: str) -> dict:
@@ -499,7 +503,7 @@ def _read_docker_archive(store: _Store, doc, ref: str | None) -> SourceImage:
             names = tuple(n for n, layer_id in repos.items()
                           if isinstance(top, str) and store.same_file(top, f"{layer_id}/layer.tar"))
         candidates.append((names, item))
-    names, item = _pick(store.path, candidates, ref)
+    names, item, chosen = _pick(store.path, candidates, ref)
     data = store.read(item["Config"])
     config_digest = _sha256(data)
     named = _named_digest(item["Config"])
@@ -514,7 +518,7 @@ def _read_docker_archive(store: _Store, doc, ref: str | None) -> SourceImage:
               diff_ids[i] if diff_ids else None)
         for i, rel in enumerate(item["Layers"]))
     return SourceImage(
-        path=store.path, format="docker-archive", reference=ref or (names[0] if names else None), names=names, manifest_digest=None,
+        path=store.path, format="docker-archive", reference=chosen, names=names, manifest_digest=None,
         config_digest=config_digest, config=config, layers=layers, _store=store)
 
 
@@ -539,7 +543,7 @@ def _read_legacy(store: _Store, ref: str | None) -> SourceImage:
     by_id: dict[str, list[str]] = {}
     for name, layer_id in repos.items():
         by_id.setdefault(layer_id, []).append(name)
-    names, top = _pick(store.path, [(tuple(n), i) for i, n in sorted(by_id.items())], ref)
+    names, top, chosen = _pick(store.path, [(tuple(n), i) for i, n in sorted(by_id.items())], ref)
     chain, layer_id = [], top
     while layer_id:
         if layer_id in chain or len(chain) > 256:
@@ -553,7 +557,7 @@ def _read_legacy(store: _Store, ref: str | None) -> SourceImage:
     config = _json(data, f"{store.path}: {top}/json")
     layers = tuple(Layer(i, f"{lid}/layer.tar", "") for i, lid in enumerate(reversed(chain)))
     return SourceImage(
-        path=store.path, format="docker-archive", reference=ref or names[0], names=names,
+        path=store.path, format="docker-archive", reference=chosen, names=names,
         manifest_digest=None, config_digest=_sha256(data), config=config, layers=layers,
         _store=store)
 

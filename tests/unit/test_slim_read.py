@@ -72,6 +72,7 @@ def test_docker_archive_old_shape_and_tags(tmp_path):
     assert files_of(img, "docker.io/library/db:9") == {"other": b"2"}
     assert files_of(img, "9") == {"other": b"2"}, "a bare tag is enough when unique"
     with open_image(str(img), "app:latest") as src:
+        assert src.reference == "app:latest"
         assert src.format == "docker-archive" and src.manifest_digest is None
         assert src.names == ("app:1", "app:latest")
         assert all(layer.diff_id for layer in src.layers)
