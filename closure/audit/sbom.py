@@ -93,9 +93,11 @@ def spdx(inv: Inventory, grouping: Grouping | None = None) -> dict:
         if i.path not in owned:
             relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS",
                                   "relatedSpdxElement": file_ids[i.path]})
+    _verification_codes(packages, relationships, {file_ids[i.path]: i.sha1 for i in files})
     spdx_files = []
     for i in files:
-        f = {"SPDXID": file_ids[i.path], "fileName": i.path,
+        # SPDX file names are relative to the package root, "./" first (spec 2.3, 8.1).
+        f = {"SPDXID": file_ids[i.path], "fileName": "." + i.path,
              "checksums": [{"algorithm": "SHA1", "checksumValue": i.sha1},
                            {"algorithm": "SHA256", "checksumValue": i.sha256}],
              "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION"}
@@ -121,6 +123,21 @@ def spdx(inv: Inventory, grouping: Grouping | None = None) -> dict:
     }
     doc.update(body)
     return doc
+
+
+def _verification_codes(packages: list[dict], relationships: list[dict], sha1: dict[str, str]) -> None:
+    """A package that CONTAINS files must say filesAnalyzed: true and carry the package
+    verification code over them (spec 2.3, 7.9: SHA-1 of the sorted SHA-1s, concatenated)."""
+    contained: dict[str, list[str]] = {}
+    for r in relationships:
+        if r["relationshipType"] == "CONTAINS" and r["relatedSpdxElement"] in sha1:
+            contained.setdefault(r["spdxElementId"], []).append(sha1[r["relatedSpdxElement"]])
+    for p in packages:
+        sums = contained.get(p["SPDXID"])
+        if sums:
+            code = hashlib.sha1("".join(sorted(sums)).encode()).hexdigest()
+            p["filesAnalyzed"] = True
+            p["packageVerificationCode"] = {"packageVerificationCodeValue": code}
 
 
 def _spdx_image_package(inv: Inventory, pid: str) -> dict:
