@@ -10,6 +10,7 @@ from . import options as o
 from . import recipe_options as ro
 
 EXAMPLES = """
+
 Examples:
 
   closure analyze /usr/bin/curl              # table: path, size, why

@@ -10,6 +10,7 @@ from . import options as o
 from . import recipe_options as ro
 
 EXAMPLES = """
+
 Examples:
 
   closure explain /usr/bin/curl /etc/ssl/certs/ca-certificates.crt
