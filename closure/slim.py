@@ -14,7 +14,7 @@ import os
 import posixpath
 import shlex
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .collect import DEFAULT_PATH, Collector, Options
@@ -95,12 +95,17 @@ class SlimResult:
 # -- the whole job ---------------------------------------------------------------------------
 
 def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
-         image_opts: ImageOptions = ImageOptions()) -> SlimResult:
+         image_opts: ImageOptions = ImageOptions(),
+         step: Callable[[str], None] | None = None) -> SlimResult:
+    """The whole job. `step`, if given, hears what is being done (for a progress line)."""
+    step = step or (lambda _msg: None)
     check_request(out_path, image_opts)      # a bad -o or flag fails before any work
     with open_image(image_path, opts.ref) as source:
         config = source.config.get("config") or {}
         if not isinstance(config, dict):
             raise BadInput(f"{image_path}: the image config's 'config' is not an object")
+        step(f"unpacking {len(source.layers)} layer{'s' if len(source.layers) != 1 else ''} "
+             f"({source.compressed_size / 1e6:.1f} MB)")
         with unpacked(source, tmpdir=opts.tmpdir, keep_devices=opts.keep_devices,
                       limits=opts.limits) as (root_path, stats):
             before = inventory(root_path)
@@ -111,12 +116,15 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             traced: list[tuple[str, list[tuple[str, str]]]] = []
             if opts.probes:
                 for probe in opts.probes:
+                    step(f"probe: {probe}")
                     run, paths = run_probe_in_image(root, probe, env, config.get("WorkingDir") or "/",
                                                     opts.probe_network, opts.probe_timeout)
                     probes.append(run)
                     traced.append((probe, paths))
-            closure = analyse(root, programs, files, traced, opts, env, config)
+            step("analysing " + " ".join(programs))
+            closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
+            step(f"writing {out_path}")
             result = write_slim_image(closure, root, out_path, image_opts, source)
             slimmed = SlimResult(source, stats, before, closure, result, probes, list(closure.targets))
             slimmed.report = build_report(slimmed)
@@ -228,7 +236,7 @@ def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str,
 
 def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
             traced: Sequence[tuple[str, Sequence[tuple[str, str]]]], opts: SlimOptions,
-            env: dict[str, str], config: dict) -> Closure:
+            env: dict[str, str], config: dict, owners: dict | None = None) -> Closure:
     """collect()'s fixed point, seeded with the image's command and the probes' paths.
     (collect() runs its probes itself, in /tmp with the build's PATH; a slim probe needs the
     image's Env and WorkingDir, so it ran before, and its paths come in here.)"""
@@ -266,6 +274,8 @@ def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
         _keep_accounts(c, str(config["User"]))
     c.apply_excludes()
     c.add_parents()
+    if owners:
+        _copy_owners(c, owners)
     for m in c.closure.missing:
         c.closure.warnings.append(f"{m.by}: needed {m.name} not found")
     return c.closure
@@ -277,6 +287,17 @@ def _add_program_or_file(c: Collector, path: str, reason: Reason) -> None:
         c.add_target(path, reason)
     except (NotElf, BadInput):
         c.add_path(path, reason)
+
+
+def _copy_owners(c: Collector, owners: dict) -> None:
+    """Files and directories keep their owner in the source image (an app's data dir
+    owned by its user), as the extraction recorded it; what closure made stays as made."""
+    for e in c.closure.entries.values():
+        if e.type == "symlink" or e.content is not None or (e.uid, e.gid) != (0, 0):
+            continue
+        st = c.root.lstat(e.source or e.path)
+        if st is not None:
+            e.uid, e.gid = owners.get((st.st_dev, st.st_ino), (0, 0))
 
 
 def _keep_accounts(c: Collector, user: str) -> None:

@@ -24,6 +24,7 @@ MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
+FIXTURE_VERSION = 2     # bump when build_debian_images changes what it makes
 CACHE = Path(os.environ.get("CLOSURE_TEST_CACHE", Path.home() / ".cache" / "closure-tests"))
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
 PODMAN_RUN = PODMAN + ["run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -32,11 +33,12 @@ PODMAN_RUN = PODMAN + ["run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit"
 # -- layers -------------------------------------------------------------------------------
 
 def member(name: str, data: bytes | None = None, *, type=tarfile.REGTYPE, mode=0o644,
-           linkname: str = "", devmajor: int = 0, devminor: int = 0):
+           linkname: str = "", devmajor: int = 0, devminor: int = 0, uid: int = 0, gid: int = 0):
     """One hand-made tar member: (TarInfo, data)."""
     info = tarfile.TarInfo(name)
     info.type = type
     info.mode = mode
+    info.uid, info.gid = uid, gid
     info.linkname = linkname
     info.devmajor, info.devminor = devmajor, devminor
     if type == tarfile.REGTYPE:
@@ -44,12 +46,12 @@ def member(name: str, data: bytes | None = None, *, type=tarfile.REGTYPE, mode=0
     return info, (data or b"") if type == tarfile.REGTYPE else None
 
 
-def d(name: str, mode=0o755):
-    return member(name, type=tarfile.DIRTYPE, mode=mode)
+def d(name: str, mode=0o755, uid: int = 0, gid: int = 0):
+    return member(name, type=tarfile.DIRTYPE, mode=mode, uid=uid, gid=gid)
 
 
-def f(name: str, data: bytes = b"x\n", mode=0o644):
-    return member(name, data, mode=mode)
+def f(name: str, data: bytes = b"x\n", mode=0o644, uid: int = 0, gid: int = 0):
+    return member(name, data, mode=mode, uid=uid, gid=gid)
 
 
 def sym(name: str, target: str):
@@ -235,11 +237,12 @@ def make_ca(dest: Path) -> None:
         "-out", "server.pem", "-days", "30", "-extfile", "ext.cnf")
 
 
-APP = b'''import json, sqlite3, sys
+APP = b'''import json, os, sqlite3, sys
 db = sqlite3.connect(":memory:")
 db.execute("create table t (x)")
 db.execute("insert into t values (42)")
-print(json.dumps({"answer": db.execute("select x from t").fetchone()[0], "python": sys.version_info[:2]}))
+print(json.dumps({"answer": db.execute("select x from t").fetchone()[0], "python": sys.version_info[:2],
+                  "data": os.listdir("/app/data")}))    # 0700, the app user's
 '''
 PYTHON_ONLY = ("python3", "python3.11", "python3-minimal", "python3.11-minimal", "libpython3-stdlib",
                "libpython3.11-minimal", "libpython3.11-stdlib", "media-types", "libreadline8",
@@ -288,7 +291,7 @@ def build_debian_images(day_dir: Path) -> dict:
 
         base = work / "rootfs.tar"
         tar_of_dir(root, base)
-        app_layer = tar_of([d("app"), f("app/app.py", APP), d("usr/share"), f("usr/share/.wh.doc", b""),
+        app_layer = tar_of([d("app", uid=1000, gid=1000), f("app/app.py", APP), d("app/data", 0o700, 1000, 1000), d("usr/share"), f("usr/share/.wh.doc", b""),
                             d("usr/share/man"), f("usr/share/man/.wh..wh..opq", b"")])
         write_oci(day_dir / "debian-python.tar", [base, app_layer], ref="debian-python:test",
                   cmd=["python3", "app.py"], workdir="/app", user="app", ports=["8080/tcp"],
@@ -319,13 +322,13 @@ def debian_images() -> dict:
             pytest.skip(f"needs {tool}")
     if os.geteuid() != 0:
         pytest.skip("debootstrap needs root")
-    day_dir = CACHE / datetime.date.today().isoformat()
+    day_dir = CACHE / f"{datetime.date.today().isoformat()}-v{FIXTURE_VERSION}"
     with _locked(CACHE / "debian.lock"):
         paths = debian_paths(day_dir)
         if not all(p.exists() for p in paths.values()):
             paths = build_debian_images(day_dir)
         for old in CACHE.iterdir():   # earlier days' images
-            if old.is_dir() and old != day_dir and re.fullmatch(r"\d{4}-\d\d-\d\d", old.name):
+            if old.is_dir() and old != day_dir and re.fullmatch(r"\d{4}-\d\d-\d\d(-v\d+)?", old.name):
                 shutil.rmtree(old, ignore_errors=True)
     return paths
 

@@ -40,6 +40,7 @@ OPAQUE = ".wh..wh..opq"
 MAX_LINK_HOPS = 40
 COPY = 1 << 20
 FD_CACHE = 64
+MAX_META_BYTES = 1 << 20   # one PAX header or GNU long name
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -60,11 +61,16 @@ class ExtractStats:
     files: int = 0
     bytes: int = 0
     whiteouts: int = 0
+    # The tar's owner of every file and directory made, by (st_dev, st_ino) of what is in
+    # the temporary root. The files themselves stay ours: a probe sandbox (whose root is the
+    # caller in a user namespace) must be able to read a 0700 directory of uid 1000.
+    owners: dict = field(default_factory=dict, repr=False)
     skipped: list[str] = field(default_factory=list)    # one line per entry not created
 
     def to_json(self) -> dict:
         return {"layers": self.layers, "entries": self.entries, "files": self.files,
-                "bytes": self.bytes, "whiteouts": self.whiteouts, "skipped": list(self.skipped)}
+                "bytes": self.bytes, "whiteouts": self.whiteouts,
+                "skipped": list(self.skipped)}
 
 
 def clean_name(name: str, what: str = "entry") -> tuple[str, ...]:
@@ -96,6 +102,7 @@ class _Tree:
         # could now lead elsewhere); an fd still in use is closed when its user is done.
         self._cache: dict[tuple[str, ...], int] = {}
         self._in_use: dict[int, int] = {}
+        self.made: dict = {}      # (st_dev, st_ino) -> owner of directories made implicitly
 
     def close(self) -> None:
         self.forget()
@@ -147,6 +154,7 @@ class _Tree:
                     os.mkdir(name, 0o700, dir_fd=cur)
                     self.dir_modes.setdefault(tuple(names) + (name,), 0o755)
                     st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+                    self.made[(st.st_dev, st.st_ino)] = (0, 0)
                 if stat.S_ISLNK(st.st_mode):
                     hops += 1
                     if hops > MAX_LINK_HOPS:
@@ -201,6 +209,23 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
+class _CappedTarInfo(tarfile.TarInfo):
+    """tarfile reads a PAX header or a GNU long name into memory whole: cap them, so a
+    header claiming gigabytes is refused instead of allocated."""
+
+    def _proc_pax(self, tarfile_):
+        self._check_meta()
+        return super()._proc_pax(tarfile_)
+
+    def _proc_gnulong(self, tarfile_):
+        self._check_meta()
+        return super()._proc_gnulong(tarfile_)
+
+    def _check_meta(self) -> None:
+        if self.size > MAX_META_BYTES:
+            raise BadInput(f"a tar header record of {self.size} bytes (at most {MAX_META_BYTES})")
+
+
 class _LayerApplier:
     def __init__(self, tree: _Tree, layer: Layer, limits: Limits, keep_devices: bool,
                  stats: ExtractStats):
@@ -219,21 +244,24 @@ class _LayerApplier:
 
     def apply(self, stream) -> None:
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|")
-        except tarfile.ReadError as e:
-            if getattr(stream, "size", None) == 0:
-                return      # an empty blob: an empty layer
-            raise BadInput(f"{self.layer.label}: not a tar ({e})") from None
-        try:
-            for member in tar:
-                self.stats.entries += 1
-                if self.stats.entries > self.limits.max_entries:
-                    raise BadInput(f"{self.layer.label}: more than {self.limits.max_entries} entries")
-                self.member(tar, member)
+            try:
+                tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=_CappedTarInfo)
+            except tarfile.ReadError as e:
+                if getattr(stream, "size", None) == 0:
+                    return      # an empty blob: an empty layer
+                raise BadInput(f"not a tar ({e})") from None
+            with tar:
+                for member in tar:
+                    self.stats.entries += 1
+                    if self.stats.entries > self.limits.max_entries:
+                        raise BadInput(f"more than {self.limits.max_entries} entries")
+                    self.member(tar, member)
         except (tarfile.TarError, EOFError) as e:
             raise BadInput(f"{self.layer.label}: corrupt tar ({e})") from None
-        finally:
-            tar.close()
+        except BadInput as e:
+            if self.layer.label in str(e):
+                raise
+            raise BadInput(f"{self.layer.label}: {e}") from None
 
     def member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         if len(m.name.encode("utf-8", "surrogateescape")) > self.limits.max_name_bytes:
@@ -270,6 +298,12 @@ class _LayerApplier:
         for i in range(1, len(parts) + 1):
             self.written.add(parts[:i])
 
+    def own(self, pfd: int, name: str, m: tarfile.TarInfo) -> None:
+        """Record the tar's owner for the inode just made (ids out of range: root)."""
+        st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        ok = 0 <= m.uid < 0xFFFFFFFF and 0 <= m.gid < 0xFFFFFFFF
+        self.stats.owners[(st.st_dev, st.st_ino)] = (m.uid, m.gid) if ok else (0, 0)
+
     # -- entry kinds ------------------------------------------------------------------------
     def replace(self, pfd: int, name: str, want_dir: bool) -> bool:
         """Clear the way for a new entry: remove what is there, except a directory when a
@@ -286,6 +320,7 @@ class _LayerApplier:
         with self.tree.parent(parts, self.where(m)) as pfd:
             if not self.replace(pfd, parts[-1], True):
                 os.mkdir(parts[-1], 0o700, dir_fd=pfd)
+            self.own(pfd, parts[-1], m)
         self.tree.dir_modes[parts] = m.mode & 0o7777
 
     def make_file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
@@ -307,6 +342,7 @@ class _LayerApplier:
                     out.write(chunk)
                     left -= len(chunk)
                 os.fchmod(out.fileno(), m.mode & 0o7777)
+            self.own(pfd, parts[-1], m)
         self.stats.files += 1
         self.stats.bytes += m.size
 
@@ -396,9 +432,12 @@ def extract(image: SourceImage, dest: str, *, keep_devices: bool = False,
     """Apply every layer of image, bottom first, into the existing empty directory dest."""
     stats = ExtractStats()
     tree = _Tree(dest)
+    tree.made = stats.owners
     try:
         for layer in image.layers:
-            with image.layer(layer) as stream:
+            # The tar stream: file data plus headers and padding (metadata is capped below).
+            cap = limits.max_total_bytes + limits.max_entries * 3 * tarfile.BLOCKSIZE
+            with image.layer(layer, max_bytes=cap) as stream:
                 _LayerApplier(tree, layer, limits, keep_devices, stats).apply(stream)
             stats.layers += 1
         _apply_dir_modes(tree)

@@ -215,9 +215,10 @@ class SourceImage:
         self.close()
 
     @contextlib.contextmanager
-    def layer(self, layer: Layer) -> Iterator["_Hashing"]:
-        """The layer's uncompressed tar bytes. Leaving the block normally reads the rest of
-        the blob and checks its digest, size and diff_id (BadInput on any mismatch)."""
+    def layer(self, layer: Layer, max_bytes: int | None = None) -> Iterator["_Hashing"]:
+        """The layer's uncompressed tar bytes (BadInput past max_bytes: a decompression
+        bomb). Leaving the block normally reads the rest of the blob and checks its digest,
+        size and diff_id (BadInput on any mismatch)."""
         have = self._store.size(layer.rel)
         if have is None:
             raise BadInput(f"{self.path}: {layer.label}: blob {layer.rel} is missing")
@@ -230,7 +231,7 @@ class SourceImage:
             declared = _declared(layer.media_type)
             if declared not in (None, kind):
                 log.info("%s: %s: media type says %s, the bytes are %s", self.path, layer.label, declared, kind)
-            tar = _Hashing(_decompressor(kind, buffered), f"{self.path}: {layer.label}")
+            tar = _Hashing(_decompressor(kind, buffered), f"{self.path}: {layer.label}", limit=max_bytes)
             yield tar
             tar.drain()
             blob.drain()
@@ -245,10 +246,11 @@ class _Hashing(io.RawIOBase):
     """A reader that hashes and counts what passes through it; decompression errors become
     BadInput naming the layer."""
 
-    def __init__(self, f, what: str, decoding: bool = True):
+    def __init__(self, f, what: str, decoding: bool = True, limit: int | None = None):
         self._f = f
         self._what = what
         self._decoding = decoding
+        self._limit = limit
         self._sha = hashlib.sha256()
         self.size = 0
 
@@ -276,6 +278,8 @@ class _Hashing(io.RawIOBase):
             raise
         self._sha.update(data)
         self.size += len(data)
+        if self._limit is not None and self.size > self._limit:
+            raise BadInput(f"{self._what}: unpacks to more than {self._limit} bytes")
         return data
 
     def drain(self) -> None:

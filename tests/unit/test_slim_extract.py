@@ -163,3 +163,37 @@ def test_truncated_layer_is_bad_input(tmp_path):
         with pytest.raises(BadInput, match="layer 1"):
             with unpacked(src, tmpdir=str(tmp_path)):
                 pass
+
+
+def test_owners_recorded_files_stay_ours(tmp_path):
+    img = write_oci(tmp_path / "own.tar", [tar_of([d("srv", 0o700, 1000, 1000), f("srv/su", b"x", 0o4755, 1000, 1000),
+                                                  f("srv/gone", b"", 0o644, 7, 7)]),
+                                          tar_of([f("srv/.wh.gone", b""), f("srv/new", b"n", 0o644)])], cmd=["/x"])
+    with open_image(str(img)) as src, unpacked(src, tmpdir=str(tmp_path)) as (root, stats):
+        def owner(name):
+            st = os.lstat(os.path.join(root, name))
+            assert st.st_uid == os.geteuid(), "the file itself is ours, readable by a probe"
+            return stats.owners[(st.st_dev, st.st_ino)], st.st_mode & 0o7777
+        assert owner("srv") == ((1000, 1000), 0o700)
+        assert owner("srv/su") == ((1000, 1000), 0o4755), "setuid kept"
+        assert owner("srv/new") == ((0, 0), 0o644)
+
+
+def test_huge_tar_header_record_refused(tmp_path):
+    info, data = f("a", b"x")
+    info.pax_headers = {"comment": "c" * (2 << 20)}    # tarfile would buffer it whole
+    img = write_oci(tmp_path / "pax.tar", [tar_of([(info, data)])], cmd=["/x"])
+    with open_image(str(img)) as src:
+        with pytest.raises(BadInput, match="layer 1.*header record"):
+            with unpacked(src, tmpdir=str(tmp_path)):
+                pass
+
+
+def test_decompression_bomb_capped(tmp_path):
+    bomb = tar_of([f("a", b"x")]) + b"\0" * (4 << 20)    # 4 MB of zeros after the archive
+    img = write_oci(tmp_path / "bomb.tar", [bomb], cmd=["/x"])
+    assert img.stat().st_size < 100_000
+    with open_image(str(img)) as src:
+        with pytest.raises(BadInput, match="unpacks to more than"):
+            with unpacked(src, tmpdir=str(tmp_path), limits=Limits(max_total_bytes=1 << 20, max_entries=10)):
+                pass
