@@ -38,6 +38,7 @@ class Options:
     includes: tuple[tuple[str, str], ...] = ()  # (source image path, destination image path)
     excludes: tuple[str, ...] = ()
     path: str = DEFAULT_PATH                   # PATH for bare names and `#!/usr/bin/env NAME`
+    package_records: bool = False              # dpkg status.d records scanners read (build: on)
 
 
 class Collector:
@@ -312,6 +313,9 @@ def collect(targets: list[str], opts: Options | None = None) -> Closure:
         if c.changes == before:
             break
     c.apply_excludes()
+    if opts.package_records:
+        from .audit.records import add_package_records
+        add_package_records(c)
     c.add_parents()
     for m in c.closure.missing:
         c.closure.warnings.append(f"{m.by}: needed {m.name} not found")

@@ -21,7 +21,7 @@ KEYS: dict[str, str] = {
     "compression": "str", "level": "int", "entrypoint": "argv", "cmd": "argv",
     "env": "kv", "label": "kv", "user": "str", "workdir": "str",
     "include": "strlist", "exclude": "strlist", "root": "path", "keep-setuid": "bool",
-    "force": "bool", "library-path": "strlist", "no-dlopen-scan": "bool",
+    "force": "bool", "library-path": "strlist", "no-dlopen-scan": "bool", "no-package-records": "bool",
     "no-recipes": "bool", "recipes": "pathlist", "probe": "strlist", "verify": "str",
     "probe-in-image": "bool", "probe-network": "bool", "probe-rounds": "int",
     "ca-cert": "pathlist", "locale": "strlist", "tz": "str", "tzdata": "strlist",

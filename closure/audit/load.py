@@ -54,10 +54,8 @@ def analyse(programs: list[str], t: TargetOptions, *, hashes: bool = True) -> In
     root = Root(t.root)
     closure = collect(list(programs), Options(root=root, library_path=t.library_path,
                                               dlopen_scan=t.dlopen_scan, recipes=t.recipes,
-                                              recipe_dirs=t.recipe_dirs))
+                                              recipe_dirs=t.recipe_dirs,
+                                              package_records=t.package_records))
     t.warnings.extend(closure.warnings)
-    if t.package_records:
-        from .records import with_package_records
-        with_package_records(closure, root)
     name = " ".join(os.path.basename(p) for p in closure.targets)
     return from_closure(closure, root, hashes=hashes, name=name)

@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         gconv: Optional[List[str]] = ro.GconvOpt,
         nss: Optional[List[str]] = ro.NssOpt,
         pycache: bool = ro.PycacheOpt,
+        package_records: bool = typer.Option(False, "--package-records", help="Also list the dpkg status.d records `closure build` adds for scanners."),
     ) -> None:
         from ..collect import Options, collect
         from ..root import Root
@@ -55,7 +56,8 @@ def register(app: typer.Typer) -> None:
                        dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
                        recipe_dirs=tuple(recipe_dirs or ()),
                        recipe_vars=ro.recipe_vars(user=user, ca_cert=ca_cert, locale=locale, tz=tz,
-                                                  tzdata=tzdata, gconv=gconv, nss=nss, pycache=pycache))
+                                                  tzdata=tzdata, gconv=gconv, nss=nss, pycache=pycache),
+                       package_records=package_records)
         closure = collect(list(targets), opts)
         for w in closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)

@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
         library_path: Optional[List[str]] = o.LibraryPathOpt,
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
+        no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the /var/lib/dpkg/status.d records (and copyright files) that let scanners (syft, trivy, grype) see the packages inside."),
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
         probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run the shell command CMD under strace (in an empty scratch dir, with the image's PATH) and add what it touched; it must exit 0 (repeatable)."),
@@ -148,7 +149,8 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         probe_in_image=bool(v.get("probe_in_image")), probe_network=bool(v.get("probe_network")),
         probe_rounds=v.get("probe_rounds") or 5,
         includes=tuple(_split_include(i) for i in v.get("include") or ()),
-        excludes=tuple(v.get("exclude") or ()))
+        excludes=tuple(v.get("exclude") or ()),
+        package_records=not v.get("no_package_records"))
     closure = collect(targets, collect_opts)
     for w in closure.warnings:
         typer.echo(f"closure: warning: {w}", err=True)

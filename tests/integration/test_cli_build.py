@@ -64,7 +64,7 @@ def test_same_manifest_digest_across_dirs_and_times(tmp_path):
 def test_image_holds_only_what_analyze_lists(curl_tar, tmp_path):
     need("umoci")
     out, _ = curl_tar
-    p = closure("analyze", "/usr/bin/curl", "--json")
+    p = closure("analyze", "/usr/bin/curl", "--json", "--package-records")
     assert p.returncode == 0, p.stderr
     listed = {e["path"] for e in json.loads(p.stdout)["entries"]}
     layout = tmp_path / "layout"
