@@ -526,8 +526,12 @@ def summary(report: dict) -> str:
         lines.append(f"  kept       {top}")
     for p in report["probes"]:
         lines.append(f"  probe      {p['command']}  ({p['paths']} paths, {p['seconds']:.1f} s)")
-    lines.append(f"  wrote      {out['path']} ({out['format']}) {out['reference'] or ''}  "
-                 f"layer {human_size(out['layer_size'])} {out['compression']}")
+    wrote = f"  wrote      {out['path']} ({out['format']})"
+    if out["reference"]:
+        wrote += f" {out['reference']}"
+    if out["format"] != "rootfs":
+        wrote += f"  layer {human_size(out['layer_size'])} {out['compression']}"
+    lines.append(wrote)
     if out.get("manifest_digest"):
         lines.append(f"  manifest   {out['manifest_digest']}")
     return "\n".join(lines)

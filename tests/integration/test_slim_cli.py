@@ -181,3 +181,21 @@ def test_podman_save_formats(tmp_path, alpine, fmt):
         assert doc["output"]["reference"] == "localhost/hello:two-slim"
     assert "/usr/bin/hello" in {e["path"] for e in doc["kept"]}
     assert validate(str(out)) == []
+
+
+@pytest.mark.strace
+def test_include_exclude_and_same_digest_twice(tmp_path, alpine):
+    digests = []
+    for i in (1, 2):
+        work = tmp_path / f"w{i}"
+        work.mkdir()
+        p = closure("slim", alpine, "-o", work / "out.oci", "--probe", "hello", "--include", "/usr/share/junk",
+                    "--exclude", "/etc/greeting", "--tmpdir", work, "--json")
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        kept = {e["path"] for e in doc["kept"]}
+        assert "/usr/share/junk/blob" in kept and "/etc/greeting" not in kept
+        digests.append(doc["output"]["manifest_digest"])
+    assert digests[0] == digests[1], "same source, same options: same image"
+    p = closure("slim", alpine, "-o", tmp_path / "x.oci", "--include", "/not/there")
+    assert p.returncode == 2 and "/not/there" in one_error_line(p)

@@ -154,3 +154,30 @@ def test_not_an_image(tmp_path, junk, match):
 def test_missing_path(tmp_path):
     with pytest.raises(BadInput, match="no such image"):
         open_image(str(tmp_path / "nope.tar"))
+
+
+def test_multi_platform_index_takes_the_host_platform(tmp_path):
+    """An index inside the layout's index: the linux/<host arch> manifest is chosen."""
+    amd = write_oci(tmp_path / "amd", [LOWER], archive=False, cmd=["/x"])
+    arm = write_oci(tmp_path / "arm", [UPPER], archive=False, cmd=["/x"], arch="arm64")
+    blobs = amd / "blobs/sha256"
+    for blob in (arm / "blobs/sha256").iterdir():
+        blob.rename(blobs / blob.name)
+    entries = []
+    for layout, arch in ((amd, "amd64"), (arm, "arm64")):
+        desc = json.loads((layout / "index.json").read_text())["manifests"][0]
+        desc.pop("annotations")
+        desc["platform"] = {"architecture": arch, "os": "linux"}
+        entries.append(desc)
+    nested = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                         "manifests": entries[::-1]}).encode()
+    (blobs / sha(nested).split(":")[1]).write_bytes(nested)
+    (amd / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(nested), "size": len(nested),
+         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+    with open_image(str(amd), arch="amd64") as src:
+        assert src.reference == "multi" and src.layers[0].diff_id == sha(LOWER)
+    with open_image(str(amd), arch="arm64") as src:
+        assert src.layers[0].diff_id == sha(UPPER)
+    with pytest.raises(BadInput, match="no linux/s390x image"):
+        open_image(str(amd), arch="s390x")
