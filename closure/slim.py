@@ -100,7 +100,8 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
     """The whole job. `step`, if given, hears what is being done (for a progress line)."""
     step = step or (lambda _msg: None)
     check_request(out_path, image_opts)      # a bad -o or flag fails before any work
-    with open_image(image_path, opts.ref) as source:
+    # SIGTERM unwinds like Ctrl-C: the temporary root and any staged output are removed.
+    with atomic.sigterm_raises(), open_image(image_path, opts.ref) as source:
         config = source.config.get("config") or {}
         if not isinstance(config, dict):
             raise BadInput(f"{image_path}: the image config's 'config' is not an object")
@@ -117,8 +118,9 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             if opts.probes:
                 for probe in opts.probes:
                     step(f"probe: {probe}")
-                    run, paths = run_probe_in_image(root, probe, env, config.get("WorkingDir") or "/",
-                                                    opts.probe_network, opts.probe_timeout)
+                    run, paths = run_probe_in_image(
+                        root, probe, env, config.get("WorkingDir") or "/", opts.probe_network,
+                        opts.probe_timeout, include_secrets=tuple(src for src, _ in opts.includes))
                     probes.append(run)
                     traced.append((probe, paths))
             step("analysing " + " ".join(programs))
@@ -148,6 +150,8 @@ def command_targets(root: Root, config: dict, env: dict[str, str], extra: Sequen
     looked up on the image's PATH (relative names against WorkingDir); an argument naming a
     file in the image (`python3 app.py`) joins too. `sh -c 'SCRIPT'` is looked into: its
     first word is a program as well. Raises NotFound when the main program is not there."""
+    from .trace.select import is_secret
+
     argv = [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
     workdir = config.get("WorkingDir") or "/"
     path = env.get("PATH", DEFAULT_PATH)
@@ -178,8 +182,12 @@ def command_targets(root: Root, config: dict, env: dict[str, str], extra: Sequen
             if value.startswith("-") or not value:
                 continue
             cand = normpath(posixpath.join(workdir, value))
-            if root.is_file(cand) and cand not in programs:
-                files.append(cand)
+            if not root.is_file(cand) or cand in programs:
+                continue
+            if is_secret(cand):
+                notes.append(f"the image's command names {cand}, a secret: not taken (--include it to take it)")
+                continue
+            files.append(cand)
     for name in extra:
         found = find_program(root, name, path, workdir)
         if found is None:
@@ -201,8 +209,9 @@ def find_program(root: Root, name: str, path: str, workdir: str) -> str | None:
 
 # -- probes ------------------------------------------------------------------------------------
 
-def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str,
-                       network: bool, timeout: float | None) -> tuple[ProbeRun, list[tuple[str, str]]]:
+def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str, network: bool,
+                       timeout: float | None, include_secrets: Sequence[str] = ()
+                       ) -> tuple[ProbeRun, list[tuple[str, str]]]:
     """Run probe inside the root with the image's Env and WorkingDir (bubblewrap, traced
     from the host, the probe string read by a helper shell from the host so no shell of
     the image's joins unless the probe runs one); return the image paths it used. A probe
@@ -227,7 +236,8 @@ def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str,
         result = run_probe([shell[-1]], root, wrapper=wrapper + shell[:-1], wrapper_execs=2,
                            timeout=timeout)
     check_passed(probe, result)
-    paths, warnings = traced_paths(result.accesses, root, scratch=(HELPER_DIR,) + PROBE_SCRATCH)
+    paths, warnings = traced_paths(result.accesses, root, scratch=(HELPER_DIR,) + PROBE_SCRATCH,
+                                   include_secrets=include_secrets)
     return ProbeRun(probe, result.duration, len(paths),
                     tuple(f"probe {probe!r}: {w}" for w in warnings)), paths
 

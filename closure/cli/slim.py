@@ -103,6 +103,8 @@ def register(app: typer.Typer) -> None:
         if report is not None and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
             raise BadInput(f"--report {report}: its directory does not exist")
         total = parse_size(max_unpacked)
+        if total <= 0:
+            raise BadInput("--max-unpacked must be more than 0")
         opts = SlimOptions(
             ref=ref, targets=tuple(target or ()), probes=tuple(probe or ()),
             probe_network=probe_network, probe_timeout=probe_timeout,

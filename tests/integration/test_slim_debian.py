@@ -96,3 +96,23 @@ def test_debian_python_app_slimmed_runs(tmp_path, debian_images):
         assert json.loads(run.stdout) == {"answer": 42, "python": [3, 11], "data": []}
         whoami = podman_run(name, "python3", "-c", "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)")
         assert whoami.stdout.strip() == "app"
+
+
+def test_sigterm_while_unpacking_leaves_nothing(tmp_path, debian_images):
+    import signal
+    import time
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "closure.cli.app", "slim", str(debian_images["python"]),
+                             "-o", str(tmp_path / "out.tar"), "--tmpdir", str(work)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 30
+    while not any(work.glob("closure-slim-*/rootfs/usr")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "still unpacking when signalled"
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"Traceback" not in err
+    assert list(work.iterdir()) == [], "the partial temp root is removed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"], "no output, no staging dir"
