@@ -231,6 +231,7 @@ class Collector:
                 self.add_path(result.interp.path, Reason("interp", by=ipath), walk=False)
         for obj in result.objects:
             self._walked.add(obj.real)
+        self._add_loader_config(ipath, result)
         for edge in result.edges:
             if edge.path is None and real in self._speculative:
                 self.closure.warnings.append(
@@ -242,6 +243,19 @@ class Collector:
         if self.opts.dlopen_scan:
             self._dlopen_strings(result.objects, result.main)
 
+    def _add_loader_config(self, ipath: str, result) -> None:
+        """The loader's own search configuration, when the image needs it: musl's path file,
+        or glibc's ld.so.cache when a library was found there outside the default dirs."""
+        if self.loader.is_musl(result.main):
+            conf = self.loader.musl_path_file(result.main.info.interp)
+            if self.root.is_file(conf):
+                self.add_path(conf, Reason("interp", by=ipath, name=conf))
+            return
+        system = set(self.loader.platform(result.main.info).system_dirs)
+        for e in result.edges:
+            if e.rule == "ld.so.cache" and posixpath.dirname(e.path) not in system:
+                self.add_path("/etc/ld.so.cache", Reason("interp", by=e.by, name=e.name))
+
     def _dlopen_strings(self, objects: list[Loaded], main: Loaded) -> None:
         loaded = {n for o in objects for n in o.names} | {o.info.soname for o in objects}
         for obj in objects:
@@ -251,6 +265,35 @@ class Collector:
                 found, _tried = self.loader.find(name, obj, main)
                 if found is not None:
                     self.add_path(found[0], Reason("dlopen-string", by=obj.spelled, name=name))
+
+    # -- the fixed point ----------------------------------------------------------------------
+    def run(self) -> None:
+        """Walk ELF objects, apply recipes and run the probes (once) until a round adds
+        nothing: a recipe's file may be an ELF object whose libraries bring more."""
+        recipes = _load_recipes(self.opts) if self.opts.recipes else None
+        probes_done = not self.opts.probes
+        while True:
+            self.walk_pending()
+            before = self.changes
+            if recipes is not None:
+                recipes.apply(self, self.opts.recipe_vars)
+            if not probes_done:
+                _run_probes(self, self.opts)
+                probes_done = True
+            self.walk_pending()
+            if self.changes == before:
+                return
+
+    def finish(self) -> Closure:
+        """Excludes, package records, parent directories, warnings: the closure as built."""
+        self.apply_excludes()
+        if self.opts.package_records:
+            from .audit.records import add_package_records
+            add_package_records(self)
+        self.add_parents()
+        for m in self.closure.missing:
+            self.closure.warnings.append(f"{m.by}: needed {m.name} not found")
+        return self.closure
 
     # -- finishing --------------------------------------------------------------------------
     def add_includes(self) -> None:
@@ -292,34 +335,12 @@ class Collector:
 
 def collect(targets: list[str], opts: Options | None = None) -> Closure:
     """Compute the closure of targets inside opts.root."""
-    opts = opts or Options()
-    c = Collector(opts)
+    c = Collector(opts or Options())
     for t in targets:
         c.closure.targets.append(c.add_target(t))
     c.add_includes()
-    recipes = None
-    if opts.recipes:
-        recipes = _load_recipes(opts)
-    probes_done = False
-    while True:
-        c.walk_pending()
-        before = c.changes
-        if recipes is not None:
-            recipes.apply(c, opts.recipe_vars)
-        if not probes_done and opts.probes:
-            _run_probes(c, opts)
-            probes_done = True
-        c.walk_pending()
-        if c.changes == before:
-            break
-    c.apply_excludes()
-    if opts.package_records:
-        from .audit.records import add_package_records
-        add_package_records(c)
-    c.add_parents()
-    for m in c.closure.missing:
-        c.closure.warnings.append(f"{m.by}: needed {m.name} not found")
-    return c.closure
+    c.run()
+    return c.finish()
 
 
 def _load_recipes(opts: Options):

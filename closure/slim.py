@@ -60,6 +60,7 @@ class SlimOptions:
     recipes: bool = True
     recipe_dirs: tuple[str, ...] = ()
     recipe_vars: object | None = None
+    package_records: bool = True              # status.d records of the packages kept
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
     copts = Options(root=root, dlopen_scan=opts.dlopen_scan, recipes=opts.recipes,
                     recipe_dirs=opts.recipe_dirs, recipe_vars=opts.recipe_vars,
                     includes=opts.includes, excludes=opts.excludes,
-                    path=env.get("PATH", DEFAULT_PATH))
+                    path=env.get("PATH", DEFAULT_PATH), package_records=opts.package_records)
     c = Collector(copts)
     for program in programs:
         c.closure.targets.append(c.add_target(program))
@@ -268,26 +269,12 @@ def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
         for path, kind in paths:
             add_traced(c, path, kind, Reason("traced", probe=probe))
     c.add_includes()
-    recipes = None
-    if opts.recipes:
-        from .recipes import RecipeSet
-        recipes = RecipeSet.load(opts.recipe_dirs)
-    while True:
-        c.walk_pending()
-        before = c.changes
-        if recipes is not None:
-            recipes.apply(c, opts.recipe_vars)
-        c.walk_pending()
-        if c.changes == before:
-            break
+    c.run()
     if config.get("User"):
         _keep_accounts(c, str(config["User"]))
-    c.apply_excludes()
-    c.add_parents()
+    c.finish()
     if owners:
         _copy_owners(c, owners)
-    for m in c.closure.missing:
-        c.closure.warnings.append(f"{m.by}: needed {m.name} not found")
     return c.closure
 
 

@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         tmpdir: Optional[str] = typer.Option(None, "--tmpdir", metavar="DIR", help="Where to unpack the source (default: $TMPDIR)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
+        no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the /var/lib/dpkg/status.d records (and copyright files) of the packages kept."),
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
         ca_cert: Optional[List[str]] = ro.CaCertOpt,
@@ -112,7 +113,7 @@ def register(app: typer.Typer) -> None:
             excludes=tuple(exclude or ()), keep_devices=keep_devices,
             limits=Limits(max_total_bytes=total, max_file_bytes=min(total, Limits().max_file_bytes)),
             tmpdir=tmpdir, dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
-            recipe_dirs=tuple(recipes or ()),
+            recipe_dirs=tuple(recipes or ()), package_records=not no_package_records,
             recipe_vars=ro.recipe_vars(ca_cert=ca_cert, locale=locale, tz=tz, tzdata=tzdata,
                                        gconv=gconv, nss=nss))
         with _Steps(enabled=not as_json) as steps:

@@ -207,13 +207,17 @@ class Loader:
             self._musl = "/lib/" + names[0] if names else ""
         return self._musl or None
 
-    def _musl_sys_path(self, interp: str | None) -> tuple[str, ...]:
-        """musl reads <prefix>/etc/ld-musl-ARCH.path (newline or colon separated), else
-        /lib:/usr/local/lib:/usr/lib."""
+    def musl_path_file(self, interp: str | None) -> str:
+        """musl reads <prefix>/etc/ld-musl-ARCH.path, prefix being the loader's path above
+        its directory (empty for /lib/ld-musl-*.so.1)."""
         interp = interp or self._musl_loader() or "/lib/ld-musl-x86_64.so.1"
         arch = posixpath.basename(interp)[len("ld-musl-"):].split(".so")[0]
         prefix = posixpath.dirname(posixpath.dirname(interp)).rstrip("/")
-        conf = f"{prefix}/etc/ld-musl-{arch}.path"
+        return f"{prefix}/etc/ld-musl-{arch}.path"
+
+    def _musl_sys_path(self, interp: str | None) -> tuple[str, ...]:
+        """The path file's dirs (newline or colon separated), else /lib:/usr/local/lib:/usr/lib."""
+        conf = self.musl_path_file(interp)
         if self.root.is_file(conf):
             text = self.root.read_bytes(conf).decode("utf-8", "replace")
             return tuple(d.strip() for d in text.replace("\n", ":").split(":") if d.strip())

@@ -118,7 +118,8 @@ def plan_layer(closure: Closure, root: Root, *, keep_setuid: bool = False,
                 raise BadInput(f"symlink entry without a target: {path}")
             items.append(LayerItem(path, "symlink", 0o777, link=entry.target))
         elif entry.type == "file" and entry.content is not None:
-            items.append(LayerItem(path, "file", mode, len(entry.content), content=entry.content))
+            items.append(LayerItem(path, "file", mode, len(entry.content), content=entry.content,
+                                   uid=entry.uid, gid=entry.gid))
         elif entry.type == "file" and entry.source:
             source = root.resolve(entry.source).path
             st = root.lstat(source)
@@ -129,7 +130,8 @@ def plan_layer(closure: Closure, root: Root, *, keep_setuid: bool = False,
                 items.append(LayerItem(path, "hardlink", mode, link=first_name[key]))
             else:
                 first_name[key] = path
-                items.append(LayerItem(path, "file", mode, st.st_size, source=source))
+                items.append(LayerItem(path, "file", mode, st.st_size, source=source,
+                                       uid=entry.uid, gid=entry.gid))
         else:
             raise BadInput(f"closure entry {path} has type {entry.type!r} and nothing to copy")
     return LayerPlan(tuple(items))
