@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,24 @@ def test_symlink_escaping_with_dotdot_stays_in_root(tmp_path):
     r = Root(str(root))
     assert r.resolve("/a/up/hostname").path == "/etc/hostname"
     assert r.read_bytes("/a/up/hostname") == b"inside\n"
+
+
+@pytest.mark.skipif(shutil.which("ldconfig") is None and not os.path.exists("/sbin/ldconfig"),
+                    reason="needs ldconfig")
+def test_cache_of_a_foreign_root_is_read_and_kept_when_needed(tmp_path):
+    root = make_foreign_root(tmp_path)
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    subprocess.run([ldconfig, "-r", str(root)], check=True, capture_output=True)
+    assert (root / "etc/ld.so.cache").exists()
+    c = collect(["/usr/bin/app"], Options(root=Root(str(root)), recipes=False))
+    assert c.missing == []
+    libs = [e for e in c.entries.values() for r in e.reasons if r.kind == "needed"]
+    assert {e.path for e in libs} >= {"/opt/libs/liba.so.1", "/opt/glibc/libc.so.6"}
+    # /opt/libs is no default dir: the image's loader needs the cache to find liba there
+    cache = c.entries["/etc/ld.so.cache"]
+    assert {"kind": "interp", "by": "/usr/bin/app", "name": "liba.so.1"} in [r.to_json() for r in cache.reasons]
+
+
+def test_cache_is_not_added_when_default_dirs_suffice():
+    c = collect(["/usr/bin/true"], Options(recipes=False))
+    assert "/etc/ld.so.cache" not in c.entries

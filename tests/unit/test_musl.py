@@ -46,6 +46,7 @@ def test_musl_search_uses_the_path_file(alpine_like):
     assert "/opt/vendor/lib/libv.so" in c.entries, "found through /etc/ld-musl-x86_64.path"
     assert "/usr/lib/libw.so" in c.entries
     assert c.entries["/lib/ld-musl-x86_64.so.1"].type == "file"
+    assert "/etc/ld-musl-x86_64.path" in c.entries, "the image's loader needs its search path"
     # libm is part of musl's libc: never searched for, never missing
     assert not any("libm" in p for p in c.entries)
 
