@@ -10,9 +10,9 @@ import posixpath
 from collections import deque
 from dataclasses import dataclass
 
-from .errors import BadInput
+from .errors import BadInput, ClosureError
 from .model import Closure, Reason
-from .root import normpath
+from .root import normpath, walk_links
 
 # Reasons that say why the entry is there, in the order a chain prefers them: a file's own
 # cause beats "a link's destination", which beats "a parent of something".
@@ -87,32 +87,17 @@ def find_target(closure: Closure, target: str) -> str:
 
 
 def resolve_in(closure: Closure, path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """Follow the symlink entries of the closure along path (as the image would)."""
+    """Follow the symlink entries of the closure along path (as the image would); a link
+    named last is itself the entry asked for."""
+    def lookup(p: str):
+        e = closure.entries.get(p)
+        return (None, None) if e is None else (e.type, e.target)
     links: list[tuple[str, str]] = []
-    parts = [p for p in normpath(path).split("/") if p][::-1]
-    cur = "/"
-    hops = 0
-    while parts:
-        name = parts.pop()
-        if name == ".":
-            continue
-        if name == "..":
-            cur = posixpath.dirname(cur)
-            continue
-        cand = posixpath.join(cur, name)
-        e = closure.entries.get(cand)
-        # Links on the way are followed; a link named last is itself the entry asked for.
-        if e is not None and e.type == "symlink" and e.target is not None and parts:
-            hops += 1
-            if hops > 40:
-                break
-            links.append((cand, e.target))
-            if e.target.startswith("/"):
-                cur = "/"
-            parts.extend([p for p in e.target.split("/") if p][::-1])
-            continue
-        cur = cand
-    return cur, tuple(links)
+    try:
+        real = walk_links(normpath(path), lookup, links=links, follow_last=False, missing_ok=True)
+    except ClosureError:  # a loop: no chain to show
+        real = normpath(path)
+    return real, tuple(links)
 
 
 def explain(closure: Closure, target: str, path: str) -> Explanation | None:

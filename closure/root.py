@@ -25,6 +25,44 @@ def normpath(path: str) -> str:
     return "/" + out.lstrip("/")
 
 
+def walk_links(path: str, lookup, *, links: list | None = None, follow_last: bool = True,
+               missing_ok: bool = False, asked: str | None = None) -> str:
+    """Resolve path one component at a time inside an image-like tree, following its
+    symlinks there: an absolute target restarts at the tree's '/', '..' is physical.
+    `lookup(path)` gives (kind, link target) with kind None when path is absent. Links met
+    are appended to `links`. Raises NotFound (unless missing_ok: then the walk goes on
+    lexically) and SymlinkLoop. Root, the image reader and `explain` all walk with this."""
+    asked = asked or path
+    parts = [p for p in path.split("/") if p][::-1]  # a stack: next component last
+    cur = "/"
+    hops = 0
+    while parts:
+        name = parts.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            cur = posixpath.dirname(cur)
+            continue
+        cand = posixpath.join(cur, name)
+        kind, target = lookup(cand)
+        if kind is None and not missing_ok:
+            raise NotFound(f"no such file: {asked}")
+        if kind == "symlink" and (parts or follow_last):
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise SymlinkLoop(f"symlink loop resolving {asked}")
+            if links is not None and (cand, target) not in links:
+                links.append((cand, target))
+            if target.startswith("/"):
+                cur = "/"
+            parts.extend(p for p in target.split("/")[::-1] if p)
+            continue
+        if parts and kind not in ("dir", None):
+            raise NotFound(f"not a directory on the way to {asked}: {cand}")
+        cur = cand
+    return cur
+
+
 @dataclass(frozen=True)
 class Resolved:
     path: str                              # final image path (no symlinks in it)
@@ -88,35 +126,15 @@ class Root:
         return Resolved(final, spelled, tuple(links))
 
     def _walk(self, ipath: str, links: list, asked: str) -> str:
-        parts = [p for p in ipath.split("/") if p][::-1]  # a stack: next component last
-        cur = "/"
-        hops = 0
-        while parts:
-            name = parts.pop()
-            if name == ".":
-                continue
-            if name == "..":
-                cur = posixpath.dirname(cur)
-                continue
-            cand = posixpath.join(cur, name)
-            st = self.lstat(cand)
-            if st is None:
-                raise NotFound(f"no such file: {asked}")
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise SymlinkLoop(f"symlink loop resolving {asked}")
-                target = self.readlink(cand)
-                if (cand, target) not in links:
-                    links.append((cand, target))
-                if target.startswith("/"):
-                    cur = "/"
-                parts.extend(p for p in target.split("/")[::-1] if p)
-                continue
-            if parts and not stat.S_ISDIR(st.st_mode):
-                raise NotFound(f"not a directory on the way to {asked}: {cand}")
-            cur = cand
-        return cur
+        return walk_links(ipath, self._kind, links=links, asked=asked)
+
+    def _kind(self, ipath: str) -> tuple[str | None, str | None]:
+        st = self.lstat(ipath)
+        if st is None:
+            return None, None
+        if stat.S_ISLNK(st.st_mode):
+            return "symlink", self.readlink(ipath)
+        return ("dir" if stat.S_ISDIR(st.st_mode) else "file"), None
 
     def try_resolve(self, ipath: str) -> Resolved | None:
         try:

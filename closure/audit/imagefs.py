@@ -15,12 +15,12 @@ import posixpath
 import tarfile
 from dataclasses import dataclass, field
 
-from ..errors import BadInput
+from ..errors import BadInput, ClosureError
 from ..image.extract import OPAQUE, WHITEOUT, clean_name
 from ..image.read import SourceImage
+from ..root import walk_links
 
 READ = 1 << 20
-MAX_HOPS = 40
 # Small files whose bytes the audit reads (globs on the real path).
 CAPTURE = (
     "/var/lib/dpkg/status", "/var/lib/dpkg/diversions", "/var/lib/dpkg/status.d/*",
@@ -185,30 +185,13 @@ class ImageFS:
     # -- reading (the FileTree protocol) -------------------------------------------------------
     def resolve(self, path: str, mine: dict | None = None, follow_last: bool = True) -> str | None:
         """The real path of path, symlinks followed inside the image; None if it is absent."""
-        parts = [p for p in path.split("/") if p][::-1]
-        cur = "/"
-        hops = 0
-        while parts:
-            name = parts.pop()
-            if name == ".":
-                continue
-            if name == "..":
-                cur = posixpath.dirname(cur)
-                continue
-            cand = posixpath.join(cur, name)
-            node = (mine or {}).get(cand) or self.nodes.get(cand)
-            if node is None:
-                return None
-            if node.type == "symlink" and (parts or follow_last):
-                hops += 1
-                if hops > MAX_HOPS:
-                    return None
-                if node.target.startswith("/"):
-                    cur = "/"
-                parts.extend(p for p in node.target.split("/")[::-1] if p)
-                continue
-            cur = cand
-        return cur
+        def lookup(p: str):
+            node = (mine or {}).get(p) or self.nodes.get(p)
+            return (None, None) if node is None else (node.type, node.target)
+        try:
+            return walk_links(path, lookup, follow_last=follow_last)
+        except ClosureError:   # absent, or a link loop
+            return None
 
     def real_dir(self, path: str, mine: dict | None = None) -> str:
         """path with its directory links resolved; missing parts appended lexically."""
