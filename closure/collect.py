@@ -5,7 +5,6 @@ round re-runs the recipes until a round adds nothing.
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import posixpath
 import stat
@@ -14,7 +13,7 @@ from dataclasses import dataclass, field
 from .elf.ldso import Loaded, Loader
 from .elf.reader import ELF_MAGIC
 from .errors import BadInput, NotElf, NotFound
-from .model import Closure, Entry, Missing, Reason
+from .model import Closure, Entry, Missing, Reason, excluded
 from .root import Root, normpath
 
 log = logging.getLogger(__name__)
@@ -316,11 +315,8 @@ class Collector:
     def apply_excludes(self) -> None:
         """Drop paths matching a glob, and everything below a matching directory (the same
         meaning the layer writer gives --exclude)."""
-        gone: list[str] = []
         for path in sorted(self.closure.entries):
-            if any(path.startswith(g + "/") for g in gone) or \
-                    any(fnmatch.fnmatchcase(path, g) for g in self.opts.excludes):
-                gone.append(path)
+            if excluded(path, self.opts.excludes):
                 del self.closure.entries[path]
 
     def add_parents(self) -> None:

@@ -6,12 +6,24 @@ assembler needs besides the Root it reads file contents from.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import posixpath
 from dataclasses import dataclass, field
 
 REASON_KINDS = frozenset({
     "target", "interp", "needed", "dlopen-string", "shebang", "recipe", "traced",
     "include", "symlink", "parent", "generated",
 })
+
+
+def excluded(path: str, globs) -> bool:
+    """--exclude's meaning everywhere: a glob drops the path it matches and all below it."""
+    p = path
+    while p != "/":
+        if any(fnmatch.fnmatchcase(p, g) for g in globs):
+            return True
+        p = posixpath.dirname(p)
+    return False
 
 
 @dataclass(frozen=True, order=True)

@@ -11,11 +11,10 @@ its license is not allowed anyway.
 """
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import posixpath
 
-from ..model import Closure, Reason
+from ..model import Closure, Reason, excluded
 from ..root import Root
 from . import deb822
 from .packages import STATUS_D, Package, PackageDB
@@ -111,22 +110,12 @@ def add_package_records(collector, copyright: bool = True) -> None:
     if copyright:
         excludes = tuple(getattr(collector.opts, "excludes", ()))
         for path, by in license_files(closure, db):
-            if not _excluded(path, excludes):
+            if not excluded(path, excludes):
                 collector.add_path(path, Reason("recipe", by=by, recipe=RECIPE))
     for ipath, data in package_records(closure, root, db):
         name = posixpath.basename(ipath).removesuffix(".md5sums")
         collector.add_generated(ipath, data, 0o644, Reason("generated", recipe=RECIPE, name=name))
     _add_parents(collector)
-
-
-def _excluded(path: str, globs: tuple[str, ...]) -> bool:
-    # As the image writer reads --exclude: a glob drops the path and everything below it.
-    p = path
-    while p != "/":
-        if any(fnmatch.fnmatchcase(p, g) for g in globs):
-            return True
-        p = posixpath.dirname(p)
-    return False
 
 
 def _add_parents(collector) -> None:

@@ -8,7 +8,6 @@ items as a PAX tar through the compressor, computing diff_id (raw tar) and diges
 """
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import posixpath
 import stat
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import BadInput
-from ..model import Closure
+from ..model import Closure, excluded
 from ..root import Root, normpath
 from .compress import Compression
 from .oci import HashingWriter
@@ -66,16 +65,6 @@ class LayerDigests:
     raw_size: int      # tar size
 
 
-def _excluded(path: str, globs: tuple[str, ...]) -> bool:
-    # A glob excludes the path it matches and everything below it.
-    p = path
-    while p != "/":
-        if any(fnmatch.fnmatchcase(p, g) for g in globs):
-            return True
-        p = posixpath.dirname(p)
-    return False
-
-
 def _path_key(path: str) -> list[str]:
     # Component order keeps a directory's contents together, right after the directory.
     return path.split("/")
@@ -88,7 +77,7 @@ def plan_layer(closure: Closure, root: Root, *, keep_setuid: bool = False,
     for path, entry in closure.entries.items():
         if normpath(path) != path:
             raise BadInput(f"closure entry path is not a clean absolute path: {path!r}")
-        if path != "/" and not _excluded(path, globs):
+        if path != "/" and not excluded(path, globs):
             entries[path] = entry
 
     wanted = set(entries)

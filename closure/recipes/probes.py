@@ -15,7 +15,6 @@ import fnmatch
 import inspect
 import json
 import logging
-import os
 import posixpath
 import re
 import stat
