@@ -2,7 +2,6 @@
 analyze --by-package, and the package records images carry."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import html.parser
 import json
