@@ -3,6 +3,7 @@ library errors become exit codes in exactly one place (`main`)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -54,6 +55,8 @@ def main() -> None:
         typer.echo("closure: interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
+        # The reader went away (`closure analyze | head`): no flush error at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except OSError as e:
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
