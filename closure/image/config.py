@@ -82,8 +82,13 @@ def closure_platform(closure: Closure, root: Root) -> Platform:
                 return elf_platform(f.read(20))
         except (ClosureError, OSError):
             continue
+    return host_platform()
+
+
+def host_platform() -> Platform:
     machine = os.uname().machine
-    return Platform(_UNAME_ARCH.get(machine, machine), "linux", _VARIANT.get(_UNAME_ARCH.get(machine, "")))
+    arch = _UNAME_ARCH.get(machine, machine)
+    return Platform(arch, "linux", _VARIANT.get(arch))
 
 
 def image_env(closure_env: Mapping[str, str], extra: Sequence[str]) -> list[str]:

@@ -53,7 +53,7 @@ _MAGIC = (  # (prefix, compression) as found at the start of a layer blob
 
 # -- where the image's files are: a directory or a tar ------------------------------------
 
-class _Store:
+class Store:
     """Files of an image by relative path ('index.json', 'blobs/sha256/...')."""
 
     def __init__(self, path: str):
@@ -194,7 +194,7 @@ class SourceImage:
     config_digest: str             # the image ID
     config: dict
     layers: tuple[Layer, ...]
-    _store: _Store
+    _store: Store
 
     @property
     def digest(self) -> str:
@@ -215,7 +215,7 @@ class SourceImage:
         self.close()
 
     @contextlib.contextmanager
-    def layer(self, layer: Layer, max_bytes: int | None = None) -> Iterator["_Hashing"]:
+    def layer(self, layer: Layer, max_bytes: int | None = None) -> Iterator["HashingReader"]:
         """The layer's uncompressed tar bytes (BadInput past max_bytes: a decompression
         bomb). Leaving the block normally reads the rest of the blob and checks its digest,
         size and diff_id (BadInput on any mismatch)."""
@@ -225,13 +225,13 @@ class SourceImage:
         if layer.size is not None and have != layer.size:
             raise BadInput(f"{self.path}: {layer.label}: blob has {have} bytes, the manifest says {layer.size}")
         with self._store.open(layer.rel) as raw:
-            blob = _Hashing(raw, f"{self.path}: {layer.label}", decoding=False)
+            blob = HashingReader(raw, f"{self.path}: {layer.label}", decoding=False)
             buffered = io.BufferedReader(blob, READ)
             kind = sniff(buffered.peek(8)[:8])
-            declared = _declared(layer.media_type)
+            declared = declared_compression(layer.media_type)
             if declared not in (None, kind):
                 log.info("%s: %s: media type says %s, the bytes are %s", self.path, layer.label, declared, kind)
-            tar = _Hashing(_decompressor(kind, buffered), f"{self.path}: {layer.label}", limit=max_bytes)
+            tar = HashingReader(decompressor(kind, buffered), f"{self.path}: {layer.label}", limit=max_bytes)
             yield tar
             tar.drain()
             blob.drain()
@@ -242,9 +242,10 @@ class SourceImage:
                            f"the config's diff_id {layer.diff_id}")
 
 
-class _Hashing(io.RawIOBase):
-    """A reader that hashes and counts what passes through it; decompression errors become
-    BadInput naming the layer."""
+class HashingReader(io.RawIOBase):
+    """A reader that hashes and counts what passes through it. With `decoding` (reading from
+    a decompressor), decompression errors become BadInput naming `what`, and reading more
+    than `limit` bytes is BadInput too."""
 
     def __init__(self, f, what: str, decoding: bool = True, limit: int | None = None):
         self._f = f
@@ -299,7 +300,8 @@ def sniff(head: bytes) -> str:
     return "none"
 
 
-def _declared(media_type: str) -> str | None:
+def declared_compression(media_type: str) -> str | None:
+    """What a layer media type says the compression is (None: it does not say)."""
     if media_type.endswith(("+gzip", ".gzip")):
         return "gzip"
     if media_type.endswith("+zstd"):
@@ -309,7 +311,8 @@ def _declared(media_type: str) -> str | None:
     return None
 
 
-def _decompressor(kind: str, raw):
+def decompressor(kind: str, raw):
+    """A reader of the uncompressed bytes of `raw`, compressed as sniff() named it."""
     if kind == "gzip":
         from isal import igzip
         return igzip.GzipFile(fileobj=raw, mode="rb")
@@ -328,10 +331,11 @@ def _decompressor(kind: str, raw):
 def open_image(path: str, ref: str | None = None, arch: str | None = None) -> SourceImage:
     """Open the image at path; `ref` (name:tag, or a tag) chooses one when it holds several;
     `arch` (OCI name, default the host's) chooses in a multi-platform index."""
-    store = _Store(os.path.abspath(path))
+    from .config import host_platform
+    store = Store(os.path.abspath(path))
     try:
         if store.exists("index.json"):
-            img = _read_oci(store, ref, arch or _host_arch())
+            img = _read_oci(store, ref, arch or host_platform().architecture)
         elif store.exists("manifest.json"):
             doc = _json(store.read("manifest.json"), f"{path}: manifest.json")
             if isinstance(doc, dict):
@@ -347,12 +351,6 @@ def open_image(path: str, ref: str | None = None, arch: str | None = None) -> So
         store.close()
         raise
     return img
-
-
-def _host_arch() -> str:
-    from .config import _UNAME_ARCH
-    m = os.uname().machine
-    return _UNAME_ARCH.get(m, m)
 
 
 def _normalise_ref(ref: str) -> str:
@@ -409,7 +407,7 @@ def _blob_rel(digest: str) -> str:
     return "blobs/sha256/" + digest.split(":", 1)[1]
 
 
-def _verified_json(store: _Store, desc: dict, what: str):
+def _verified_json(store: Store, desc: dict, what: str):
     """The JSON blob a descriptor points to, after checking its size and digest."""
     if not isinstance(desc, dict):
         raise BadInput(f"{store.path}: {what}: descriptor is not an object")
@@ -422,7 +420,7 @@ def _verified_json(store: _Store, desc: dict, what: str):
     return _json(data, f"{store.path}: {what} {desc['digest']}")
 
 
-def _read_oci(store: _Store, ref: str | None, arch: str) -> SourceImage:
+def _read_oci(store: Store, ref: str | None, arch: str) -> SourceImage:
     index = _json(store.read("index.json"), f"{store.path}: index.json")
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
@@ -491,7 +489,7 @@ def _named_digest(rel: str) -> str | None:
     return None
 
 
-def _read_docker_archive(store: _Store, doc, ref: str | None) -> SourceImage:
+def _read_docker_archive(store: Store, doc, ref: str | None) -> SourceImage:
     if not isinstance(doc, list) or not doc:
         raise BadInput(f"{store.path}: manifest.json is not a non-empty list")
     repos = _repositories(store)
@@ -526,7 +524,7 @@ def _read_docker_archive(store: _Store, doc, ref: str | None) -> SourceImage:
         config_digest=config_digest, config=config, layers=layers, _store=store)
 
 
-def _repositories(store: _Store) -> dict[str, str]:
+def _repositories(store: Store) -> dict[str, str]:
     """The legacy `repositories` file: {"name:tag": top layer id}."""
     if not store.exists("repositories"):
         return {}
@@ -541,7 +539,7 @@ def _repositories(store: _Store) -> dict[str, str]:
     return out
 
 
-def _read_legacy(store: _Store, ref: str | None) -> SourceImage:
+def _read_legacy(store: Store, ref: str | None) -> SourceImage:
     """docker save before 1.10: no manifest.json; each `<id>/json` names its parent."""
     repos = _repositories(store)
     by_id: dict[str, list[str]] = {}
@@ -566,7 +564,7 @@ def _read_legacy(store: _Store, ref: str | None) -> SourceImage:
         _store=store)
 
 
-def _read_docker_dir(store: _Store, manifest: dict) -> SourceImage:
+def _read_docker_dir(store: Store, manifest: dict) -> SourceImage:
     """`podman save --format docker-dir`: a registry manifest with blobs named by hex."""
     if manifest.get("schemaVersion") != 2 or not isinstance(manifest.get("config"), dict):
         raise BadInput(f"{store.path}: manifest.json is not a schema 2 image manifest")

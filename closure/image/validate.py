@@ -9,54 +9,19 @@ manifest. Returns the problems found, one line each; an empty list means valid.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
-import re
 import tarfile
 
 from ..errors import BadInput
 from .oci import LAYER_MEDIA_TYPES, LAYOUT_VERSION, MT_CONFIG, MT_INDEX, MT_MANIFEST, blob_rel
-from .read import _declared, _decompressor, _Store, sniff
+from .read import DIGEST, HashingReader, Store, declared_compression, decompressor, sniff
 
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 DOCKER_LAYER_TYPES = frozenset({"application/vnd.docker.image.rootfs.diff.tar.gzip",
                                 "application/vnd.docker.image.rootfs.diff.tar"})
-READ = 1 << 20
-
-
-class _HashingReader:
-    """A read-only stream that hashes what passes through it."""
-
-    def __init__(self, f):
-        self._f = f
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self.sha.update(data)
-        self.size += len(data)
-        return data
-
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[:len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        while self.read(READ):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.sha.hexdigest()
 
 
 class _Validator:
-    def __init__(self, src: _Store):
+    def __init__(self, src: Store):
         self.src = src
         self.problems: list[str] = []
         self._blobs: dict[str, bool] = {}       # digest -> blob checked ok
@@ -123,7 +88,7 @@ class _Validator:
                 self.problem(f"{what}: blob {digest} has {have} bytes, descriptor says {size}")
                 ok = False
             with self.src.open(rel) as f:
-                reader = _HashingReader(f)
+                reader = HashingReader(f, rel, decoding=False)
                 reader.drain()
             if reader.digest != digest:
                 self.problem(f"{what}: blob content does not match its digest {digest}")
@@ -221,16 +186,19 @@ class _Validator:
         if size is not None and have != size:
             self.problem(f"{what}: {rel} has {have} bytes, descriptor says {size}")
         with self.src.open(rel) as f:
-            blob = _HashingReader(f)
+            blob = HashingReader(f, what, decoding=False)
             head = f.peek(8)[:8]
-            declared = _declared(media_type)
+            declared = declared_compression(media_type)
             if declared is not None and declared != sniff(head):
                 self.problem(f"{what}: media type {media_type} but the blob is {sniff(head)}-compressed")
             try:
-                raw = _HashingReader(_decompressor(sniff(head), blob))
+                raw = HashingReader(decompressor(sniff(head), blob), what)
                 self.check_tar(raw, what)
                 raw.drain()
                 blob.drain()
+            except BadInput as e:   # corrupt compressed data, worded by HashingReader
+                self.problem(f"{e}: the layer does not decompress")
+                return None
             except (OSError, EOFError, tarfile.TarError, ValueError) as e:
                 self.problem(f"{what}: layer does not decompress or parse: {e}")
                 return None
@@ -300,7 +268,7 @@ class _Validator:
 
 def validate(path: str) -> list[str]:
     """Problems found in the image at path (OCI layout dir or image tar); [] when valid."""
-    src = _Store(path)
+    src = Store(path)
     try:
         return _Validator(src).run()
     finally:
