@@ -9,6 +9,7 @@ ExposedPorts, Labels, Entrypoint, Cmd, ...) plus labels naming the source image.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import posixpath
@@ -20,8 +21,7 @@ from dataclasses import dataclass, field
 from .collect import DEFAULT_PATH, Collector, Options
 from .errors import BadInput, NotElf, NotFound
 from .image import atomic
-from .image.config import Platform, closure_platform
-from .image.epoch import rfc3339, source_date_epoch
+from .image.config import Platform
 from .image.extract import ExtractStats, Limits, unpacked
 from .image.read import SourceImage, open_image
 from .image.writer import BuildResult, ImageOptions, check_request, write_image
@@ -128,7 +128,7 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
             step(f"writing {out_path}")
-            result = write_slim_image(closure, root, out_path, image_opts, source)
+            result = write_image(closure, root, out_path, slim_image_options(source, image_opts))
             slimmed = SlimResult(source, stats, before, closure, result, probes, list(closure.targets))
             slimmed.report = build_report(slimmed)
             return slimmed
@@ -340,39 +340,28 @@ def inventory(root_path: str) -> Inventory:
 
 # -- writing -----------------------------------------------------------------------------------
 
-def slim_config(source: SourceImage, closure: Closure, diff_id: str, created: str,
-                platform: Platform, comment: str) -> dict:
-    """The source's config, carried over; Env gains what recipes need (the source's values
-    win); Labels gain the source's identity."""
+def slim_image_options(source: SourceImage, opts: ImageOptions) -> ImageOptions:
+    """The output keeps the source's config (KEPT_CONFIG, Env, Labels) and platform, gains
+    labels naming the source, and is named NAME:TAG-slim after it unless named."""
     src = source.config.get("config") or {}
-    config = {k: src[k] for k in KEPT_CONFIG if src.get(k) not in (None, [], {}, "")}
-    env = [e for e in src.get("Env") or () if isinstance(e, str)]
-    have = {e.split("=", 1)[0] for e in env}
-    env += [f"{k}={v}" for k, v in sorted(closure.env.items()) if k not in have]
-    if env:
-        config["Env"] = env
-    labels = dict(src.get("Labels") or {})
-    labels[LABEL_DIGEST] = source.digest
-    labels[LABEL_IMAGE_ID] = source.config_digest
+    labels = {LABEL_DIGEST: source.digest, LABEL_IMAGE_ID: source.config_digest}
     if source.reference:
         labels[LABEL_REF] = source.reference
-    config["Labels"] = dict(sorted(labels.items()))
-    return {
-        **platform.to_json(),
-        "created": created,
-        "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created, "created_by": f"closure slim {source.reference or source.digest}",
-                     "comment": comment}],
-    }
+    name, tag = (opts.name, opts.tag) if opts.name else default_reference(source)
+    return dataclasses.replace(
+        opts, name=name, tag=tag, labels={**labels, **opts.labels},
+        base_config={k: src[k] for k in KEPT_CONFIG + ("Env", "Labels") if k in src},
+        platform=declared_platform(source),
+        created_by=f"closure slim {source.reference or source.digest}")
 
 
-def source_platform(source: SourceImage, closure: Closure, root: Root) -> Platform:
+def declared_platform(source: SourceImage) -> Platform | None:
+    """The platform the source's config names (None when it names none)."""
     arch, os_name = source.config.get("architecture"), source.config.get("os")
     if isinstance(arch, str) and arch and isinstance(os_name, str) and os_name:
         variant = source.config.get("variant")
         return Platform(arch, os_name, variant if isinstance(variant, str) and variant else None)
-    return closure_platform(closure, root)
+    return None
 
 
 def default_reference(source: SourceImage) -> tuple[str, str]:
@@ -386,49 +375,6 @@ def default_reference(source: SourceImage) -> tuple[str, str]:
         except BadInput:
             pass
     return "slim", "latest"
-
-
-def write_slim_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions,
-                     source: SourceImage) -> BuildResult:
-    """Like write_image, but the config is the source's (write_image builds its own, which
-    has no place for ExposedPorts, Volumes, StopSignal...). Rootfs outputs have no config:
-    write_image makes those."""
-    from .image.docker_archive import write_archive
-    from .image.oci import MT_LAYER, Descriptor, blob_path
-    from .image.oci_layout import write_layout
-    from .image.tarlayer import plan_layer, write_layer
-
-    fmt, comp = check_request(out_path, opts)
-    if fmt in ("rootfs", "rootfs-tar"):
-        return write_image(closure, root, out_path, opts)
-    name, tag = (opts.name, opts.tag) if opts.name else default_reference(source)
-    mtime = source_date_epoch()
-    created = rfc3339(mtime)
-    plan = plan_layer(closure, root, keep_setuid=opts.keep_setuid, excludes=opts.excludes)
-    with atomic.sigterm_raises(), atomic.staging(out_path) as stage:
-        staged = os.path.join(stage, "out")
-        layout = staged if fmt == "oci" else os.path.join(stage, "layout")
-        os.makedirs(os.path.join(layout, "blobs", "sha256"))
-        partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
-        with open(partial, "wb") as f:
-            digests = write_layer(plan, root, f, comp, mtime=mtime)
-        layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
-        os.rename(partial, blob_path(layout, layer.digest))
-        platform = source_platform(source, closure, root)
-        config = slim_config(source, closure, digests.diff_id, created, platform,
-                             f"{plan.file_count} files, {plan.content_bytes} bytes kept of the source")
-        manifest, config_desc = write_layout(layout, config=config, layers=[layer], platform=platform,
-                                             name=name, tag=tag, created=created)
-        if fmt == "oci-archive":
-            with open(staged, "wb") as f:
-                write_archive(layout, f, config=config_desc, layers=[layer],
-                              repo_tags=[f"{name}:{tag}"], mtime=mtime)
-        atomic.publish(staged, out_path, stage)
-    return BuildResult(
-        path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
-        files=plan.file_count, entries=len(plan.items), content_bytes=plan.content_bytes,
-        layer=digests, compression=comp, reference=f"{name}:{tag}",
-        manifest_digest=manifest.digest, config_digest=config_desc.digest)
 
 
 # -- the report --------------------------------------------------------------------------------

@@ -91,39 +91,56 @@ def host_platform() -> Platform:
     return Platform(arch, "linux", _VARIANT.get(arch))
 
 
-def image_env(closure_env: Mapping[str, str], extra: Sequence[str]) -> list[str]:
-    """PATH default, then the recipes' env (sorted), then the user's K=V in given order;
-    a later value for the same key wins but keeps the key's first position."""
-    env = {"PATH": DEFAULT_PATH}
-    env.update(sorted(closure_env.items()))
+def image_env(closure_env: Mapping[str, str], extra: Sequence[str],
+              base: Sequence[str] | None = None) -> list[str]:
+    """Without a base: PATH default, then the recipes' env (sorted). With one (a source
+    image's Env): its items as they are, then the recipes' variables it does not set
+    (sorted). Then the user's K=V in given order: a later value for the same key wins but
+    keeps the key's first position."""
+    if base is None:
+        defaults = {"PATH": DEFAULT_PATH, **dict(sorted(closure_env.items()))}
+        items = [f"{k}={v}" for k, v in defaults.items()]
+    else:
+        items = [e for e in base if isinstance(e, str)] if isinstance(base, list) else []
+        have = {e.split("=", 1)[0] for e in items}
+        items += [f"{k}={v}" for k, v in sorted(closure_env.items()) if k not in have]
     for item in extra:
-        key, eq, value = item.partition("=")
+        key, eq, _value = item.partition("=")
         if not key or not eq:
             raise BadInput(f"--env wants KEY=VALUE, got {item!r}")
-        env[key] = value
-    return [f"{k}={v}" for k, v in env.items()]
+        at = next((i for i, e in enumerate(items) if e.split("=", 1)[0] == key), None)
+        if at is None:
+            items.append(item)
+        else:
+            items[at] = item
+    return items
 
 
-def image_config(*, platform: Platform, created: str, diff_ids: Sequence[str],
-                 entrypoint: Sequence[str] | None, cmd: Sequence[str] | None, env: Sequence[str],
-                 user: str | None, workdir: str | None, labels: Mapping[str, str],
+def run_config(*, base: Mapping | None, closure_env: Mapping[str, str], env: Sequence[str],
+               entrypoint: Sequence[str] | None, cmd: Sequence[str] | None, user: str | None,
+               workdir: str | None, labels: Mapping[str, str]) -> dict:
+    """The config's "config" object: `base` (or nothing) with the given fields over it. A
+    field given as None keeps the base's value; an empty one removes it; labels merge."""
+    config = dict(base or {})
+    config["Env"] = image_env(closure_env, env, None if base is None else config.get("Env") or [])
+    for key, value in (("Entrypoint", entrypoint), ("Cmd", cmd)):
+        if value is not None:
+            config[key] = list(value)
+    for key, value in (("User", user), ("WorkingDir", workdir)):
+        if value is not None:
+            config[key] = value
+    base_labels = config.get("Labels")
+    config["Labels"] = dict(sorted({**(base_labels if isinstance(base_labels, dict) else {}),
+                                    **labels}.items()))
+    return {k: v for k, v in config.items() if v not in (None, [], {}, "")}
+
+
+def image_config(*, platform: Platform, created: str, diff_ids: Sequence[str], config: Mapping,
                  created_by: str, comment: str) -> dict:
-    config: dict = {"Env": list(env)}
-    if entrypoint:
-        config["Entrypoint"] = list(entrypoint)
-    if cmd:
-        config["Cmd"] = list(cmd)
-    if user:
-        config["User"] = user
-    if workdir:
-        config["WorkingDir"] = workdir
-    if labels:
-        config["Labels"] = dict(sorted(labels.items()))
-    doc = {
+    return {
         **platform.to_json(),
         "created": created,
-        "config": config,
+        "config": dict(config),
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
         "history": [{"created": created, "created_by": created_by, "comment": comment}],
     }
-    return doc

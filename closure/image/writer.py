@@ -14,7 +14,7 @@ from ..model import Closure
 from ..root import Root
 from . import atomic
 from .compress import Compression, compression as make_compression
-from .config import closure_platform, image_config, image_env
+from .config import Platform, closure_platform, image_config, image_env, run_config
 from .docker_archive import write_archive
 from .epoch import rfc3339, source_date_epoch
 from .oci import MT_LAYER, Descriptor, blob_path
@@ -34,7 +34,7 @@ class ImageOptions:
     level: int | None = None             # None: the compression's default
     name: str | None = None              # None: the first target's basename
     tag: str = "latest"
-    entrypoint: tuple[str, ...] | None = None   # None: [first target]; () for none
+    entrypoint: tuple[str, ...] | None = None   # None: [first target] (or base_config's); () for none
     cmd: tuple[str, ...] | None = None
     env: tuple[str, ...] = ()            # "K=V", applied after PATH and the closure's env
     user: str | None = None
@@ -43,6 +43,12 @@ class ImageOptions:
     keep_setuid: bool = False
     excludes: tuple[str, ...] = ()
     force: bool = False
+    # The config to start from (e.g. the source image's, in `closure slim`): ExposedPorts,
+    # Volumes, Healthcheck... are kept, the fields above win over it, its Env is kept as it
+    # is, and nothing is defaulted from the closure (no PATH, no first-target Entrypoint).
+    base_config: Mapping | None = None
+    platform: Platform | None = None     # None: read from the closure's ELF files
+    created_by: str | None = None        # the history line; None: "closure build TARGETS"
 
 
 @dataclass(frozen=True)
@@ -158,13 +164,17 @@ def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts:
     os.rename(partial, blob_path(layout, layer.digest))
 
     created = rfc3339(mtime)
-    platform = closure_platform(closure, root)
+    platform = opts.platform or closure_platform(closure, root)
     targets = " ".join(closure.targets)
+    entrypoint = opts.entrypoint
+    if entrypoint is None and opts.base_config is None:
+        entrypoint = tuple(closure.targets[:1])
     config = image_config(
         platform=platform, created=created, diff_ids=[digests.diff_id],
-        entrypoint=opts.entrypoint if opts.entrypoint is not None else tuple(closure.targets[:1]),
-        cmd=opts.cmd, env=image_env(closure.env, opts.env), user=opts.user, workdir=opts.workdir,
-        labels=opts.labels, created_by=f"closure build {targets}".rstrip(),
+        config=run_config(base=opts.base_config, closure_env=closure.env, env=opts.env,
+                          entrypoint=entrypoint, cmd=opts.cmd, user=opts.user,
+                          workdir=opts.workdir, labels=opts.labels),
+        created_by=opts.created_by or f"closure build {targets}".rstrip(),
         comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, {plan.content_bytes} bytes")
     manifest, config_desc = write_layout(layout, config=config, layers=[layer], platform=platform,
                                          name=name, tag=opts.tag, created=created)

@@ -62,6 +62,13 @@ def test_env_order_and_override():
     assert image_env({}, ["EMPTY="]) [-1] == "EMPTY="
 
 
+def test_env_over_a_base_keeps_it_as_it_is():
+    base = ["B=1", "A=base", "NOVALUE"]
+    assert image_env({"A": "recipe", "C": "3"}, ["B=2"], base) == ["B=2", "A=base", "NOVALUE", "C=3"]
+    assert image_env({"C": "3"}, [], "A=1") == ["C=3"], "an Env that is no list is ignored"
+    assert image_env({}, [], []) == []
+
+
 @pytest.mark.parametrize("bad", ["NOEQUALS", "=value"])
 def test_env_needs_key_value(bad):
     with pytest.raises(BadInput):

@@ -80,6 +80,32 @@ def test_oci_layout_and_config(tmp_path, monkeypatch):
     assert (out / "oci-layout").read_text() == '{"imageLayoutVersion":"1.0.0"}'
 
 
+def test_base_config_is_kept_under_the_options(tmp_path):
+    """`closure slim` hands the source's config over: what the options do not set is kept
+    as it is, and nothing is defaulted from the closure."""
+    from closure.image.config import Platform
+    c = small()
+    c.env.update({"SSL_CERT_FILE": "/etc/ssl/c.pem", "LANG": "C.UTF-8"})
+    base = {"Env": ["LANG=de_DE.UTF-8", "HOME=/srv"], "Cmd": ["serve"], "User": "app",
+            "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}}, "Healthcheck": {"Test": ["NONE"]},
+            "Labels": {"team": "web", "tier": "old"}, "WorkingDir": ""}
+    out = tmp_path / "img"
+    write_image(c, ROOT, str(out), ImageOptions(
+        base_config=base, user="nobody", labels={"tier": "new"}, env=("HOME=/home",),
+        platform=Platform("arm64", "linux", "v8"), created_by="closure slim src:1"))
+    cfg = config_of(out)
+    assert cfg["config"] == {
+        "Env": ["LANG=de_DE.UTF-8", "HOME=/home", "SSL_CERT_FILE=/etc/ssl/c.pem"],
+        "Cmd": ["serve"], "User": "nobody", "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}},
+        "Healthcheck": {"Test": ["NONE"]}, "Labels": {"team": "web", "tier": "new"}}
+    assert (cfg["architecture"], cfg["variant"]) == ("arm64", "v8")
+    assert cfg["history"][0]["created_by"] == "closure slim src:1"
+    write_image(c, ROOT, str(tmp_path / "img2"), ImageOptions(
+        base_config={"Entrypoint": ["/bin/sh"], "Cmd": ["-c", "x"]}, entrypoint=(), cmd=("y",)))
+    assert config_of(tmp_path / "img2")["config"] == {
+        "Cmd": ["y"], "Env": ["LANG=C.UTF-8", "SSL_CERT_FILE=/etc/ssl/c.pem"]}
+
+
 def test_entrypoint_can_be_empty(tmp_path):
     write_image(small(), ROOT, str(tmp_path / "img"), ImageOptions(entrypoint=()))
     assert "Entrypoint" not in config_of(tmp_path / "img")["config"]
