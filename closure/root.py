@@ -142,6 +142,10 @@ class Root:
         except NotFound:
             return None
 
+    def exists(self, ipath: str) -> bool:
+        """True when ipath resolves (links followed inside the root)."""
+        return self.try_resolve(ipath) is not None
+
     def is_file(self, ipath: str) -> bool:
         """True when ipath resolves to a regular file (links followed inside the root)."""
         r = self.try_resolve(ipath)

@@ -17,7 +17,8 @@ from ..root import Root
 ELF_MAGIC = b"\x7fELF"
 ET_EXEC, ET_DYN = 2, 3
 PT_DYNAMIC, PT_INTERP, PT_LOAD = 2, 3, 1
-SHT_NOBITS, SHT_DYNSYM = 8, 11
+SHT_PROGBITS, SHT_NOBITS, SHT_DYNSYM = 1, 8, 11
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
 DT_FLAGS_1 = 0x6FFFFFFB
 DF_1_NODEFLIB = 0x800
@@ -93,6 +94,20 @@ def is_elf(root: Root, ipath: str) -> bool:
 
 def read_elf(root: Root, ipath: str) -> ElfInfo:
     """Read an ELF object inside root (ipath already resolved). NotElf for anything malformed."""
+    return _read(root, ipath, lambda r: r.info())
+
+
+def data_sections(root: Root, ipath: str) -> tuple[tuple[int, int], ...]:
+    """(offset, size) of the sections a program's constants live in (allocated, not code:
+    .rodata, .data...), in file order: where compiled-in paths are, without the code,
+    symbol tables and debug info around them. () when the file has no section headers."""
+    def ranges(r: "_Reader"):
+        return tuple(sorted((s[2], s[3]) for s in r.sections()
+                            if s[1] == SHT_PROGBITS and s[5] & SHF_ALLOC and not s[5] & SHF_EXECINSTR))
+    return _read(root, ipath, ranges)
+
+
+def _read(root: Root, ipath: str, fn):
     with root.open(ipath) as f:
         head = f.read(64)
         if not head:
@@ -103,7 +118,7 @@ def read_elf(root: Root, ipath: str) -> ElfInfo:
             raise NotElf(f"not an ELF file: {ipath}") from None
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        return _Reader(data, ipath).info()
+        return fn(_Reader(data, ipath))
     except (struct.error, IndexError, ValueError, UnicodeDecodeError) as e:
         raise NotElf(f"truncated or malformed ELF ({e}): {ipath}") from None
     finally:
@@ -141,7 +156,7 @@ class _Reader:
                 yield f[0], f[1], f[2], f[4]
 
     def sections(self):
-        """(name offset, type, offset, size, link) of each section header."""
+        """(name offset, type, offset, size, link, flags) of each section header."""
         if not self.shoff or not self.shnum:
             return []
         fmt = self.e + ("IIQQQQIIQQ" if self.elfclass == 64 else "IIIIIIIIII")
@@ -150,7 +165,7 @@ class _Reader:
         out = []
         for i in range(self.shnum):
             f = struct.unpack_from(fmt, self.d, self.shoff + i * self.shentsize)
-            out.append((f[0], f[1], f[4], f[5], f[6]))
+            out.append((f[0], f[1], f[4], f[5], f[6], f[2]))
         return out
 
     def cstr(self, off: int) -> str:

@@ -22,6 +22,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..elf.reader import data_sections
+from ..errors import NotElf
 from ..model import Closure
 from ..root import Root
 from .vars import RecipeVars
@@ -104,7 +106,7 @@ def run_probe(name: str, ctx: ProbeContext, args: dict) -> Any:
 
 # -- reading files inside the root -------------------------------------------------------------
 
-_BYTES_CACHE: dict[tuple, bytes] = {}
+_DATA_CACHE: dict[tuple, bytes] = {}
 _STRINGS_CACHE: dict[tuple, tuple[str, ...]] = {}
 
 
@@ -115,34 +117,45 @@ def _file_key(root: Root, real: str) -> tuple | None:
     return (root.path, real, st.st_size, st.st_mtime_ns)
 
 
-def _file_bytes(root: Root, real: str) -> bytes | None:
-    """Whole-file bytes of a resolved image path, cached by (root, path, size, mtime)."""
-    key = _file_key(root, real)
-    if key is None:
-        return None
-    data = _BYTES_CACHE.get(key)
+def _constants(root: Root, real: str, key: tuple) -> bytes:
+    """The bytes of a file that hold its string constants, cached by (root, path, size,
+    mtime): an ELF file's data sections joined by NULs (a quarter of libcrypto: no code,
+    symbols or debug info), or the whole file when it is no ELF or has no section headers."""
+    data = _DATA_CACHE.get(key)
     if data is None:
         try:
+            ranges = data_sections(root, real)
+        except NotElf:
+            ranges = ()
+        try:
             with root.open(real) as f:
-                data = f.read()
+                if not ranges:
+                    data = f.read()
+                else:
+                    parts = []
+                    for off, size in ranges:
+                        f.seek(off)
+                        parts.append(f.read(size))
+                    data = b"\0".join(parts)
         except OSError:
-            return None
-        if len(_BYTES_CACHE) >= 8:
-            _BYTES_CACHE.clear()
-        _BYTES_CACHE[key] = data
+            data = b""
+        if len(_DATA_CACHE) >= 8:
+            _DATA_CACHE.clear()
+        _DATA_CACHE[key] = data
     return data
 
 
 def strings_with(root: Root, real: str, needle: bytes, pattern: str | None = None) -> list[str]:
-    """The NUL-delimited strings of a file that contain `needle` (and fully match the regex
-    `pattern`, if given), in file order. Finding the needle first and widening to the
-    string around it is far faster than a regex over megabytes of library."""
+    """The NUL-delimited strings of a file's constants (see _constants) that contain
+    `needle` (and fully match the regex `pattern`, if given), in file order. Finding the
+    needle first and widening to the string around it is far faster than a regex over
+    megabytes of library."""
     key = _file_key(root, real)
     if key is None:
         return []
     hit = _STRINGS_CACHE.get((key, needle))
     if hit is None:
-        data = _file_bytes(root, real) or b""
+        data = _constants(root, real, key)
         found: list[str] = []
         i = data.find(needle)
         while i >= 0:
@@ -160,18 +173,12 @@ def strings_with(root: Root, real: str, needle: bytes, pattern: str | None = Non
 
 def _read_text(root: Root, ipath: str) -> str | None:
     r = root.try_resolve(ipath)
-    if r is None:
+    if r is None or not root.is_file(r.path):
         return None
-    data = _file_bytes(root, r.path)
-    return None if data is None else data.decode("utf-8", "replace")
-
-
-def _exists(root: Root, ipath: str) -> bool:
-    return root.try_resolve(ipath) is not None
-
-
-def _is_dir(root: Root, ipath: str) -> bool:
-    return root.is_dir(ipath)
+    try:
+        return root.read_bytes(r.path).decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 # -- generic ---------------------------------------------------------------------------------
@@ -389,14 +396,14 @@ def gconv_modules(ctx: ProbeContext, default=()) -> dict | None:
     if g is None:
         return None
     gdir = g["gconv_dir"]
-    if not _is_dir(ctx.root, gdir):
+    if not ctx.root.is_dir(gdir):
         return {"dir": gdir, "all": False, "configs": [], "modules": [], "missing": []}
     configs = []
-    if _exists(ctx.root, posixpath.join(gdir, "gconv-modules")):
+    if ctx.root.exists(posixpath.join(gdir, "gconv-modules")):
         configs.append(posixpath.join(gdir, "gconv-modules"))
     confd = posixpath.join(gdir, "gconv-modules.d")
     configs += [posixpath.join(confd, n) for n in ctx.root.listdir(confd) if n.endswith(".conf")]
-    if _exists(ctx.root, posixpath.join(gdir, "gconv-modules.cache")):
+    if ctx.root.exists(posixpath.join(gdir, "gconv-modules.cache")):
         configs.append(posixpath.join(gdir, "gconv-modules.cache"))
     want_all = "all" in ctx.vars.gconv
     aliases: dict[str, str] = {}
@@ -455,7 +462,7 @@ def locale_data(ctx: ProbeContext, always=("C.UTF-8",)) -> dict:
     dirs, archived, missing = [], [], []
     for name in _dedup(list(always) + list(ctx.vars.locales)):
         hit = next((posixpath.join(ldir, n) for n in _locale_names(name)
-                    if _is_dir(ctx.root, posixpath.join(ldir, n))), None)
+                    if ctx.root.is_dir(posixpath.join(ldir, n))), None)
         if hit:
             dirs.append(hit)
         elif has_archive and name not in always:
@@ -469,7 +476,7 @@ def locale_data(ctx: ProbeContext, always=("C.UTF-8",)) -> dict:
         "archive": archive if archived else None,
         "archived": archived,
         "missing": missing,
-        "alias": alias if _exists(ctx.root, alias) else None,
+        "alias": alias if ctx.root.exists(alias) else None,
     }
 
 
@@ -572,7 +579,7 @@ def gnutls_trust_store(ctx: ProbeContext) -> dict | None:
         "lib": lib,
         "files": existing or _dedup(files)[:1],
         "pkcs11": pkcs11[0] if pkcs11 else None,
-        "config": [c for c in _dedup(config) if _exists(ctx.root, c)],
+        "config": [c for c in _dedup(config) if ctx.root.exists(c)],
     }
 
 
@@ -584,7 +591,7 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
     if lib is None:
         return None
     conf_dirs = [d for d in ("/usr/share/p11-kit/modules", "/etc/pkcs11/modules")
-                 if _is_dir(ctx.root, d)]
+                 if ctx.root.is_dir(d)]
     configs, modules, anchors = [], [], []
     mod_dir = posixpath.join(posixpath.dirname(lib), "pkcs11")
     for d in conf_dirs:
@@ -602,9 +609,9 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
             modules.append(mod)
             for needle in (b".crt", b".pem", b"ca-trust-source", b"anchors"):
                 for text in strings_with(ctx.root, real, needle, r"/[^\s]*"):
-                    anchors += [p for p in text.split(":") if p.startswith("/") and _exists(ctx.root, p)]
+                    anchors += [p for p in text.split(":") if p.startswith("/") and ctx.root.exists(p)]
     for conf in ("/etc/pkcs11/pkcs11.conf",):
-        if _exists(ctx.root, conf):
+        if ctx.root.exists(conf):
             configs.append(conf)
     anchors = _dedup(anchors)
     return {"configs": configs, "modules": modules,
@@ -639,7 +646,7 @@ def python_paths(ctx: ProbeContext, run: bool = True) -> dict | None:
     if run and ctx.root.path == "/" and not is_lib:
         asked = _run_python(ctx.root.host(real))
         if asked is not None:
-            asked["site"] = [p for p in asked["site"] if _is_dir(ctx.root, p)]
+            asked["site"] = [p for p in asked["site"] if ctx.root.is_dir(p)]
             asked["exe"] = real
             return asked
     return _python_layout(ctx, real, is_lib)
@@ -716,7 +723,7 @@ def perl_inc(ctx: ProbeContext, run: bool = True) -> dict | None:
             for text in strings_with(ctx.root, obj, b"perl", r"/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*"):
                 if "/debug/" not in text and not text.endswith((".so", ".debug")):
                     inc.append(text)
-    inc = [d for d in _dedup(inc) if _is_dir(ctx.root, d)]
+    inc = [d for d in _dedup(inc) if ctx.root.is_dir(d)]
     return {"inc": inc, "exe": real} if inc else None
 
 
@@ -738,7 +745,7 @@ def perl_modules(ctx: ProbeContext, modules=()) -> dict | None:
         files.append(hit)
         if rel.endswith(".pm"):
             auto = "auto/" + rel[:-3]
-            adir = next((posixpath.join(d, auto) for d in inc if _is_dir(ctx.root, posixpath.join(d, auto))), None)
+            adir = next((posixpath.join(d, auto) for d in inc if ctx.root.is_dir(posixpath.join(d, auto))), None)
             if adir:
                 files += [posixpath.join(adir, n) for n in ctx.root.listdir(adir)
                           if ctx.root.is_file(posixpath.join(adir, n))]

@@ -7,7 +7,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from closure.elf.reader import read_elf
+from closure.elf.reader import data_sections, read_elf
 from closure.errors import NotElf
 from closure.root import Root
 
@@ -61,6 +61,19 @@ def test_reader_agrees_with_pyelftools():
         assert (ours.interp, ours.needed, ours.rpath, ours.runpath, ours.soname) == \
             (interp, needed, rpath, runpath, soname), p
         assert machine == "EM_X86_64" and ours.machine == 62
+
+
+def test_data_sections_agree_with_pyelftools():
+    from elftools.elf.elffile import ELFFile
+    root = Root("/")
+    for p in host_elves(40):
+        with open(p, "rb") as f:
+            want = sorted((s["sh_offset"], s["sh_size"]) for s in ELFFile(f).iter_sections()
+                          if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & 0x2 and not s["sh_flags"] & 0x4)
+        got = data_sections(root, p)
+        assert list(got) == want and got, p
+    with pytest.raises(NotElf):
+        data_sections(root, "/etc/passwd")
 
 
 def test_dlopen_import_detected():
