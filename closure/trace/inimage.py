@@ -19,17 +19,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from ..errors import BadInput, JobFailed
+from ..errors import JobFailed
 from ..image.rootfs import write_rootfs
 from ..image.tarlayer import plan_layer
 from ..model import Reason
 from ..root import Root
 from .probe import PROBE_TIMEOUT, add_traced, include_secrets, probe_env, stderr_tail
-from .probe_sandbox import HELPER_DIR, bwrap_argv, helper_command, make_helper
-from .run import TraceResult, run_probe
-from .select import is_dropped, is_secret, missing_paths, under
-
-DEFAULT_ROUNDS = 5
+from .probe_sandbox import HELPER_DIR, helper_shell, trace_in_tree
+from .run import TraceResult
+from .select import missing_paths, resolves
 
 
 @dataclass
@@ -54,23 +52,21 @@ class InImageReport:
 def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageReport:
     """Run the probe in the candidate image until it passes with nothing missing."""
     opts = collector.opts
-    rounds = rounds or getattr(opts, "probe_rounds", DEFAULT_ROUNDS) or DEFAULT_ROUNDS
+    rounds = rounds or opts.probe_rounds
     report = InImageReport(probe)
     reason = Reason("traced", probe=probe)
-    with tempfile.TemporaryDirectory(prefix="closure-inimage-") as work:
-        helper = os.path.join(work, "helper")
-        os.mkdir(helper)
-        make_helper(helper)
+    with helper_shell() as helper, tempfile.TemporaryDirectory(prefix="closure-inimage-") as work:
         result = None
         for n in range(1, rounds + 1):
             report.rounds = n
             collector.walk_pending()
             rootfs = os.path.join(work, f"rootfs{n}")
             os.mkdir(rootfs)
-            write_rootfs(plan_layer(collector.closure, collector.root,
-                                    excludes=tuple(getattr(opts, "excludes", ()))),
+            write_rootfs(plan_layer(collector.closure, collector.root, excludes=opts.excludes),
                          collector.root, rootfs, mtime=0)
-            result = _run(collector, probe, rootfs, helper)
+            result = trace_in_tree(rootfs, probe, helper, env=probe_env(collector, home="/"),
+                                   network=opts.probe_network, timeout=PROBE_TIMEOUT,
+                                   failed=True, keep_shell=True)
             missing, secrets = lacking(result, collector.root, Root(rootfs), include_secrets(opts))
             report.secrets = sorted(set(report.secrets) | set(secrets))
             before = collector.changes
@@ -82,7 +78,7 @@ def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageR
                     added.append(path)
             collector.walk_pending()
             report.added.append(added)
-            _remove_tree(rootfs)
+            shutil.rmtree(rootfs, ignore_errors=True)
             if collector.changes == before:
                 report.passed = result.ok
                 break
@@ -102,41 +98,14 @@ def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageR
     return report
 
 
-def _run(collector, probe: str, rootfs: str, helper: str) -> TraceResult:
-    wrapper = bwrap_argv(rootfs, env=probe_env(collector, home="/"),
-                         network=getattr(collector.opts, "probe_network", False), helper=helper)
-    # bwrap is exec 1; the helper shell (exec 2) is kept: its failed PATH lookups are
-    # how a missing program shows.
-    return run_probe(helper_command(helper, probe), None, failed=True, timeout=PROBE_TIMEOUT,
-                     wrapper=wrapper, wrapper_execs=1, path_map=[(rootfs, "/")])
-
-
 def lacking(result: TraceResult, source: Root, candidate: Root,
             include: tuple[str, ...] = ()) -> tuple[list[tuple[str, str]], list[str]]:
     """(sorted [(path, kind)] the candidate lacks, secrets the probe looked for).
 
     kind is "exec" for programs (their interpreter or loader may be what is lacking), else
     "path" (add_path then makes a file, dir or link chain of it, as the source has it)."""
-    scratch = (HELPER_DIR,)
-    found = missing_paths(result.accesses, source, scratch=scratch, include_secrets=include)
+    found, secrets = missing_paths(result.accesses, source, scratch=(HELPER_DIR,), include_secrets=include)
     execs = {a.path for a in result.accesses if a.kind == "exec" and not a.ok}
-    out = []
-    for p in found:
-        if not _exists(candidate, p) or p in execs:
-            out.append((p, "exec" if p in execs else "path"))
-    secrets = sorted({a.path for a in result.accesses
-                      if not a.ok and is_secret(a.path) and not is_dropped(a.path, scratch)
-                      and not any(under(a.path, i) for i in include)
-                      and _exists(source, a.path)})
+    out = [(p, "exec" if p in execs else "path") for p in found
+           if p in execs or not resolves(candidate, p)]
     return out, secrets
-
-
-def _exists(root: Root, path: str) -> bool:
-    try:
-        return root.try_resolve(path) is not None
-    except BadInput:           # a symlink loop
-        return False
-
-
-def _remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)

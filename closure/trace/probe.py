@@ -39,7 +39,7 @@ def add_probe_results(collector, probe: str) -> None:
     opts = collector.opts
     if not probe.strip():
         raise BadInput("--probe: empty command: give a shell command that runs the program")
-    if getattr(opts, "probe_in_image", False):
+    if opts.probe_in_image:
         from .inimage import probe_in_image
         probe_in_image(collector, probe)
         return
@@ -55,24 +55,18 @@ def add_probe_results(collector, probe: str) -> None:
 
 
 def _run(collector, probe: str) -> tuple[TraceResult, tuple[str, ...]]:
+    """(the trace, the probe's own scratch paths to leave out)."""
     root = collector.root
-    opts = collector.opts
-    with tempfile.TemporaryDirectory(prefix="closure-probe-") as scratch:
-        if root.path == "/":
-            env = probe_env(collector, home=scratch)
-            result = run_probe([probe], root, timeout=PROBE_TIMEOUT, env=env, cwd=scratch,
-                               wrapper=HOST_SHELL, wrapper_execs=1)
-            return result, (scratch,)
-        from .probe_sandbox import HELPER_DIR, bwrap_argv, helper_command, make_helper
-        make_helper(scratch)
-        wrapper = bwrap_argv(root.path, env=probe_env(collector, home="/"),
-                             network=getattr(opts, "probe_network", False), helper=scratch)
-        shell = helper_command(scratch, probe)
-        # bwrap is exec 1; the helper loader (running the shell) exec 2; the probe's
-        # programs come after.
-        result = run_probe([shell[-1]], root, timeout=PROBE_TIMEOUT, wrapper=wrapper + shell[:-1],
-                           wrapper_execs=2)
+    if root.path != "/":
+        from .probe_sandbox import HELPER_DIR, helper_shell, trace_in_tree
+        with helper_shell() as helper:
+            result = trace_in_tree(root.path, probe, helper, env=probe_env(collector, home="/"),
+                                   network=collector.opts.probe_network, timeout=PROBE_TIMEOUT)
         return result, (HELPER_DIR,)
+    with tempfile.TemporaryDirectory(prefix="closure-probe-") as scratch:
+        result = run_probe([probe], root, timeout=PROBE_TIMEOUT, env=probe_env(collector, home=scratch),
+                           cwd=scratch, wrapper=HOST_SHELL, wrapper_execs=1)
+    return result, (scratch,)
 
 
 def probe_env(collector, home: str) -> dict[str, str]:
@@ -83,7 +77,7 @@ def probe_env(collector, home: str) -> dict[str, str]:
 
 def include_secrets(opts) -> tuple[str, ...]:
     """Secret paths the user named with --include: a probe may take those."""
-    return tuple(src for src, _dest in getattr(opts, "includes", ()))
+    return tuple(src for src, _dest in opts.includes)
 
 
 def check_passed(probe: str, result: TraceResult) -> None:

@@ -1,6 +1,6 @@
 """Run a probe string inside a directory tree with bubblewrap, as if the tree were the image
-(a candidate rootfs, or a --root). Unlike sandbox.py (a root bound at /), the tree needs
-no mount points and no shell of its own.
+(a candidate rootfs, a --root, an unpacked image being slimmed). The tree needs no mount
+points and no shell of its own.
 
 The sandbox's / is bwrap's own empty tmpfs: each top-level entry of the tree is bound
 read-only onto it (top-level symlinks such as usrmerge's /bin -> usr/bin are recreated as
@@ -16,19 +16,29 @@ is exactly what an in-image probe wants to observe.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
 import stat
-from typing import Mapping
+import tempfile
+from typing import Iterator, Mapping
 
-from ..errors import NotFound
+from ..errors import NoRuntime, NotFound
 from ..root import Root
-from .sandbox import find_bwrap
+from .run import TraceResult, run_probe
 
+BWRAP_HINT = "apt-get install bubblewrap"
 HELPER_DIR = "/.closure-probe"      # where the helper shell is mounted inside the sandbox
 HELPER_SHELL = "sh"
 RESERVED = frozenset({"proc", "dev", "tmp", HELPER_DIR.lstrip("/")})
+
+
+def find_bwrap() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise NoRuntime(f"bubblewrap (bwrap) is not installed: probes inside an image need it ({BWRAP_HINT})")
+    return path
 
 
 def bwrap_argv(tree: str, *, env: Mapping[str, str], network: bool = False,
@@ -57,6 +67,29 @@ def bwrap_argv(tree: str, *, env: Mapping[str, str], network: bool = False,
         argv += ["--setenv", key, env[key]]
     argv.append("--")
     return argv
+
+
+@contextlib.contextmanager
+def helper_shell() -> Iterator[str]:
+    """A temporary directory holding the helper shell (make_helper), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="closure-probe-") as helper:
+        make_helper(helper)
+        yield helper
+
+
+def trace_in_tree(tree: str, probe: str, helper: str, *, env: Mapping[str, str],
+                  network: bool = False, cwd: str = "/tmp", timeout: float | None = None,
+                  failed: bool = False, keep_shell: bool = False) -> TraceResult:
+    """Trace the probe string run by the helper shell inside tree; paths come back as
+    image paths (the tree's own prefix mapped to /).
+
+    bwrap is exec 1 and the helper loader running the shell exec 2; the shell's own
+    accesses are left out unless keep_shell (its failed PATH lookups are how a program
+    missing from the tree shows)."""
+    wrapper = bwrap_argv(tree, env=env, network=network, helper=helper, cwd=cwd)
+    shell = helper_command(helper, probe)
+    return run_probe([probe], None, failed=failed, timeout=timeout, wrapper=wrapper + shell[:-1],
+                     wrapper_execs=1 if keep_shell else 2, path_map=[(tree, "/")])
 
 
 def make_helper(dest: str) -> None:

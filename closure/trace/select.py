@@ -145,6 +145,11 @@ def _resolve(root: Root, path: str) -> str | None:
     return None if r is None else r.path
 
 
+def resolves(root: Root, path: str) -> bool:
+    """Does path lead somewhere in root (a link loop does not)?"""
+    return _resolve(root, path) is not None
+
+
 def _is_dir(root: Root, resolved: str) -> bool:
     st = root.lstat(resolved)
     return st is not None and stat.S_ISDIR(st.st_mode)
@@ -171,19 +176,25 @@ def _classify(root: Root, path: str, resolved: str, kinds: set[str], syscalls: s
 
 
 def missing_paths(accesses: Iterable[Access], source: Root, scratch: Sequence[str] = (),
-                  include_secrets: Sequence[str] = ()) -> list[str]:
-    """Paths a probe failed to find (ENOENT) that exist in the source root: what an image
-    run lacks. Needs a trace recorded with failed=True."""
+                  include_secrets: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(paths a probe failed to find (ENOENT) that exist in the source root: what an image
+    run lacks; secrets it looked for, not taken), both sorted. Needs a trace recorded with
+    failed=True."""
     scratch = tuple(normpath(s) for s in scratch)
     include = tuple(normpath(i) for i in include_secrets)
     out: set[str] = set()
+    secrets: set[str] = set()
     for a in accesses:
         if a.ok or a.errno != "ENOENT" or a.write or a.kind in ("mkdir", "connect"):
             continue
         p = a.path
-        if is_dropped(p, scratch) or (is_secret(p) and not _included(p, include)):
+        if is_dropped(p, scratch):
             continue
         resolved = _resolve(source, p)
-        if resolved is not None and not is_dropped(resolved, scratch):
+        if resolved is None or is_dropped(resolved, scratch):
+            continue
+        if (is_secret(p) or is_secret(resolved)) and not _included(p, include):
+            secrets.add(p)
+        else:
             out.add(p)
-    return sorted(out)
+    return sorted(out), sorted(secrets)

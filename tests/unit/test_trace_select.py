@@ -148,4 +148,4 @@ def test_missing_paths_exist_in_source_only(root):
             acc("/etc/shadow", ok=False, errno="ENOENT"),              # a secret
             acc("/proc/1", ok=False, errno="ENOENT"),
             acc("/lib/x/libx.so.1", "stat", ok=False, errno="ENOENT")]
-    assert missing_paths(accs, root) == ["/etc/hostname", "/lib/x/libx.so.1"]
+    assert missing_paths(accs, root) == (["/etc/hostname", "/lib/x/libx.so.1"], ["/etc/shadow"])
