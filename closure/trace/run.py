@@ -144,7 +144,8 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
 
     wrapper: an argv prefix the command runs under (e.g. bwrap ... --); accesses made by
       the wrapper itself, before it execs the command, are left out. wrapper_execs is how
-      many execs the wrapper makes before the command's own (1 for bwrap; 2 for env bwrap).
+      many execs the wrapper makes before the command's own (1 for bwrap; 2 when what bwrap
+      runs execs the command in turn).
     path_map: (seen prefix, image prefix) pairs rewriting paths as the tracer saw them into
       image paths; a Root other than / adds (root.path, "/") so host paths under it map too.
     failed: also keep failed calls that said ENOENT (for what-is-missing analysis).
@@ -161,7 +162,8 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
         out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
         full = strace_argv(st, log, failed) + ["--"] + prefix + argv
         t0 = time.monotonic()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        from ..image.atomic import sigterm_raises   # SIGTERM unwinds like Ctrl-C: no tracee left
+        with open(out_path, "wb") as out, open(err_path, "wb") as err, sigterm_raises():
             try:
                 proc = subprocess.Popen(full, stdin=stdin, stdout=out, stderr=err, cwd=cwd,
                                         env=dict(env) if env is not None else None,
@@ -175,7 +177,7 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
                 timed_out = True
                 _kill_traced(proc)
                 rc = proc.wait()
-            except BaseException:       # Ctrl-C: leave no tracee behind
+            except BaseException:       # Ctrl-C, SIGTERM: leave no tracee behind
                 _kill_traced(proc)
                 proc.wait()
                 raise

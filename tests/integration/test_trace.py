@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -187,3 +188,32 @@ def test_cli_bad_input_one_line_exit_2(tmp_path):
     assert p.stderr.count("\n") == 1 and "apt-get install strace" in p.stderr
     p = closure_cli("trace", "--", "no-such-command-closure")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("closure: error:")
+
+
+def test_cli_sigterm_kills_the_tracee_and_leaves_no_temp_files(tmp_path):
+    pidfile = tmp_path / "pid"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "closure.cli.app", "trace", "--",
+                          "sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"],
+                         env=dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(scratch)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+    try:
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline and p.poll() is None, p.stderr.read()
+            time.sleep(0.05)
+        tracee = int(pidfile.read_text())
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0 and b"Traceback" not in err, err
+    time.sleep(0.2)
+    try:
+        with open(f"/proc/{tracee}/stat") as f:
+            assert f.read().split()[2] == "Z"               # at most a zombie awaiting reaping
+    except FileNotFoundError:
+        pass
+    assert list(scratch.iterdir()) == []                    # the strace log directory is gone
