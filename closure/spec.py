@@ -55,6 +55,14 @@ def load_spec(path: str) -> dict:
     return out
 
 
+def split_argv(text: str, what: str) -> list[str]:
+    """A shell-style command line as words; unbalanced quotes are bad input naming `what`."""
+    try:
+        return shlex.split(text)
+    except ValueError as e:
+        raise BadInput(f"{what}: {str(e).lower()} in {text!r}") from None
+
+
 def _convert(path: str, key: str, kind: str, value, base: str):
     def bad(want: str) -> BadInput:
         return BadInput(f"{path}: {key} must be {want}, not {type(value).__name__} {value!r}")
@@ -78,7 +86,7 @@ def _convert(path: str, key: str, kind: str, value, base: str):
         return [os.path.join(base, v) for v in items] if kind == "pathlist" else list(items)
     if kind == "argv":
         if isinstance(value, str):
-            return shlex.split(value)
+            return split_argv(value, f"{path}: {key}")
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
         raise bad("a string or a list of strings")

@@ -28,6 +28,7 @@ from .errors import BadInput, JobFailed, NoRuntime
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "podman", "bwrap")
+NETWORKS = ("none", "host")
 FLAGS_ENV = "CLOSURE_PODMAN_FLAGS"
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 # Tried in order until one gets past the runtime: plain; hosts that refuse rlimits;
@@ -60,30 +61,37 @@ def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: 
            podman_flags: Sequence[str] = (), network: str = "none", capture: bool = True,
            timeout: float | None = None) -> VerifyResult:
     """Run cmd (argv list or shell-style string; None = the image's Entrypoint+Cmd)."""
+    from .spec import split_argv
     if runtime not in RUNTIMES:
         raise BadInput(f"unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
-    argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd or ())
+    if network not in NETWORKS:
+        raise BadInput(f"network must be {' or '.join(NETWORKS)}, got {network!r}")
+    argv = tuple(split_argv(cmd, "command") if isinstance(cmd, str) else cmd or ())
+    if runtime != "bwrap":
+        _env_flags()   # a malformed CLOSURE_PODMAN_FLAGS fails before any work
     image_path = os.path.abspath(image_path)
     rootfs = os.path.isdir(image_path) and not any(
         os.path.exists(os.path.join(image_path, name)) for name in _IMAGE_MARKERS)
-    if not rootfs:
-        from .image.read import open_image
-        open_image(image_path).close()   # BadInput, early, for a path that is no image
     if rootfs and not argv:
         raise BadInput(f"{image_path} is a rootfs directory (no image config): give the command to run")
-    reasons = []
-    if runtime in ("auto", "podman"):
+    with contextlib.ExitStack() as stack:
+        image = None    # None: a rootfs directory
+        if not rootfs:
+            from .image.read import open_image
+            image = stack.enter_context(open_image(image_path))   # BadInput, early, for no image
+        reasons = []
+        if runtime in ("auto", "podman"):
+            try:
+                return _podman(image_path, image, argv, tuple(podman_flags), network, capture, timeout)
+            except NoRuntime as e:
+                if runtime == "podman":
+                    raise
+                reasons.append(str(e))
         try:
-            return _podman(image_path, rootfs, argv, tuple(podman_flags), network, capture, timeout)
+            return _bwrap(image_path, image, argv, network, capture, timeout)
         except NoRuntime as e:
-            if runtime == "podman":
-                raise
             reasons.append(str(e))
-    try:
-        return _bwrap(image_path, rootfs, argv, network, capture, timeout)
-    except NoRuntime as e:
-        reasons.append(str(e))
-        raise NoRuntime("; ".join(reasons)) from None
+            raise NoRuntime("; ".join(reasons)) from None
 
 
 def _run(argv: Sequence[str], capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -107,13 +115,6 @@ def _tail(text: str | None) -> str:
 
 
 # -- podman ------------------------------------------------------------------------------
-
-def _image_ref(image_path: str) -> tuple[str, str]:
-    """(podman transport reference, image ID = config digest hex)."""
-    from .image.read import open_image
-    with open_image(image_path) as img:
-        return f"{_TRANSPORTS[img.format]}:{image_path}", img.config_digest.split(":", 1)[1]
-
 
 def _names(podman: str, image_id: str) -> set[str] | None:
     """The names on an image in the local store, None when it is not there."""
@@ -157,26 +158,51 @@ def _remember_flags(version: str, flags: tuple[str, ...]) -> None:
         log.debug("cannot cache podman flags in %s: %s", path, e)
 
 
+def _env_flags() -> tuple[str, ...] | None:
+    if FLAGS_ENV not in os.environ:
+        return None
+    from .spec import split_argv
+    return tuple(split_argv(os.environ[FLAGS_ENV], FLAGS_ENV))
+
+
+def _podman_version(podman: str) -> str:
+    version_run = _run([podman, "--version"])
+    if version_run.returncode != 0:
+        raise NoRuntime(f"podman does not work: {_tail(version_run.stderr)}")
+    return version_run.stdout.strip()
+
+
+def working_podman_flags() -> tuple[str, ...] | None:
+    """The `podman run` flags verify uses here: CLOSURE_PODMAN_FLAGS, else the set it found
+    to work with the installed podman; None when it has not run yet (or podman is missing)."""
+    flags = _env_flags()
+    if flags is not None:
+        return flags
+    podman = shutil.which("podman")
+    try:
+        return None if podman is None else _cached_flags(_podman_version(podman))
+    except NoRuntime:
+        return None
+
+
 def runtime_trouble(returncode: int, stderr: str) -> bool:
     """True when podman failed before the command ran, for reasons of the host."""
     return (returncode in _PODMAN_CODES and not _COMMAND_TROUBLE.search(stderr or "")
             and bool(_RUNTIME_TROUBLE.search(stderr or "")))
 
 
-def _podman(image_path: str, rootfs: bool, argv: tuple[str, ...], extra: tuple[str, ...],
+def _podman(image_path: str, image, argv: tuple[str, ...], extra: tuple[str, ...],
             network: str, capture: bool, timeout: float | None) -> VerifyResult:
     podman = shutil.which("podman")
     if podman is None:
         raise NoRuntime("podman is not installed")
-    version_run = _run([podman, "--version"])
-    if version_run.returncode != 0:
-        raise NoRuntime(f"podman does not work: {_tail(version_run.stderr)}")
-    version = version_run.stdout.strip()
-    if rootfs:
+    version = _podman_version(podman)
+    if image is None:
         return _podman_run(podman, version, ["--rootfs", image_path, *argv], argv, extra, network,
                            capture, timeout)
 
-    ref, image_id = _image_ref(image_path)
+    ref = f"{_TRANSPORTS[image.format]}:{image_path}"
+    image_id = image.config_digest.split(":", 1)[1]
     names_before = _names(podman, image_id)
     try:
         pulled = _run([podman, "pull", "-q", ref], timeout=timeout)
@@ -192,8 +218,9 @@ def _podman_run(podman: str, version: str, run_tail: list[str], argv: tuple[str,
                 extra: tuple[str, ...], network: str, capture: bool,
                 timeout: float | None) -> VerifyResult:
     """podman run with the first flag set that gets past the runtime on this host."""
-    if FLAGS_ENV in os.environ:
-        candidates = (tuple(shlex.split(os.environ[FLAGS_ENV])),)
+    fixed = _env_flags()
+    if fixed is not None:
+        candidates: tuple[tuple[str, ...], ...] = (fixed,)
     else:
         cached = _cached_flags(version)
         candidates = ((cached,) if cached is not None else ()) + tuple(
@@ -205,7 +232,7 @@ def _podman_run(podman: str, version: str, run_tail: list[str], argv: tuple[str,
         if capture and runtime_trouble(last.returncode, last.stderr):
             log.info("podman flags %s failed here: %s", flags or "(none)", _tail(last.stderr))
             continue
-        if FLAGS_ENV not in os.environ and (last.returncode not in _PODMAN_CODES or not capture):
+        if fixed is None and (last.returncode not in _PODMAN_CODES or not capture):
             _remember_flags(version, flags)
         result = VerifyResult("podman", tuple(cmdline), last.returncode, last.stdout or "", last.stderr or "")
         if last.returncode != 0:
@@ -248,20 +275,18 @@ def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
     return uid, gid or uid
 
 
-def _bwrap(image_path: str, is_rootfs: bool, argv: tuple[str, ...], network: str, capture: bool,
+def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture: bool,
            timeout: float | None) -> VerifyResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise NoRuntime("bubblewrap (bwrap) is not installed")
     with contextlib.ExitStack() as stack:
-        if is_rootfs:
+        if image is None:
             rootfs, config = image_path, {}
         else:
             from .image.extract import unpacked
-            from .image.read import open_image
-            img = stack.enter_context(open_image(image_path))
-            rootfs, _ = stack.enter_context(unpacked(img))
-            config = img.config.get("config") or {}
+            rootfs, _ = stack.enter_context(unpacked(image))
+            config = image.config.get("config") or {}
         command = argv or tuple((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
         if not command:
             raise BadInput(f"{image_path}: no command given and the image has no Entrypoint or Cmd")

@@ -97,10 +97,11 @@ def _split_include(value: str) -> tuple[str, str]:
     return src, dest
 
 
-def _argv(value) -> tuple[str, ...] | None:
+def _argv(value, what: str) -> tuple[str, ...] | None:
+    from ..spec import split_argv
     if value is None:
         return None
-    return tuple(shlex.split(value)) if isinstance(value, str) else tuple(value)
+    return tuple(split_argv(value, what) if isinstance(value, str) else value)
 
 
 def _labels(items) -> dict[str, str]:
@@ -131,10 +132,12 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
     user = v.get("user")
     image_opts = ImageOptions(
         format=v.get("format"), compression=v.get("compression"), level=v.get("level"),
-        name=name, tag=tag, entrypoint=_argv(v.get("entrypoint")), cmd=_argv(v.get("cmd")),
+        name=name, tag=tag, entrypoint=_argv(v.get("entrypoint"), "--entrypoint"),
+        cmd=_argv(v.get("cmd"), "--cmd"),
         env=tuple(v.get("env") or ()), user=user, workdir=v.get("workdir"),
         labels=_labels(v.get("label")), keep_setuid=bool(v.get("keep_setuid")),
         excludes=tuple(v.get("exclude") or ()), force=bool(v.get("force")))
+    verify_argv = _argv(v.get("verify"), "--verify")
     check_request(out, image_opts)   # a bad -o or flag fails before any analysis
 
     recipe_vars = ro.recipe_vars(
@@ -159,9 +162,9 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         result = write_image(closure, root, out, image_opts, progress=progress.update)
 
     verified = None
-    if v.get("verify"):
+    if verify_argv:
         from ..verify import verify
-        verified = verify(out, v["verify"])
+        verified = verify(out, verify_argv)
     if as_json:
         doc = result.to_json()
         doc["warnings"] = list(closure.warnings)

@@ -142,6 +142,8 @@ def test_spec_file_and_overrides(tmp_path):
     (["/usr/bin/curl", "-o", "x.tar", "--include", "relative"], "absolute paths"),
     (["/usr/bin/curl", "-o", "x.tar", "--label", "novalue"], "KEY=VALUE"),
     (["-f", "/no/such/spec.toml"], "spec file not found"),
+    (["/usr/bin/curl", "-o", "x.tar", "--cmd", "echo 'unbalanced"], "--cmd: no closing quotation"),
+    (["/usr/bin/curl", "-o", "x.tar", "--verify", "curl 'x"], "--verify: no closing quotation"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     p = closure("build", *args, cwd=tmp_path)

@@ -116,6 +116,16 @@ def test_bad_image_path_is_bad_input(tmp_path):
         verify(str(tmp_path / "nothing.tar"), "true")
 
 
+def test_bad_arguments_are_bad_input(images, monkeypatch):
+    with pytest.raises(BadInput, match="network must be none or host"):
+        verify(images["gzip"].path, "true", network="bridge")
+    with pytest.raises(BadInput, match="no closing quotation"):
+        verify(images["gzip"].path, "echo 'unbalanced")
+    monkeypatch.setenv("CLOSURE_PODMAN_FLAGS", "--ulimit 'nofile")
+    with pytest.raises(BadInput, match="CLOSURE_PODMAN_FLAGS: no closing quotation"):
+        verify(images["gzip"].path, "true", runtime="podman")
+
+
 def test_runtime_trouble_classifier():
     rlimit = "Error: runc: runc create failed: ... error setting rlimit type 7: operation not permitted: OCI permission denied"
     assert runtime_trouble(126, rlimit)

@@ -69,6 +69,7 @@ def test_every_sample_loads():
     ("env = [\"NOEQUALS\"]", "env must be a table"),
     ("env = { A = [1] }", "env must be a table"),
     ("targets = [", "not valid TOML"),
+    ("cmd = \"echo 'x\"", "cmd: no closing quotation"),
     ("[smoke]\nrc = 0", "smoke must be a command string or a table"),
     ("[smoke]\nargv = \"x\"\ncolour = 1", "unknown key smoke.colour"),
     ("[smoke]\nargv = \"x\"\nrc = \"0\"", "smoke.rc must be an integer"),
