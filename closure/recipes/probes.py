@@ -333,6 +333,8 @@ def nss_services(ctx: ProbeContext) -> dict | None:
     return {
         "available": sorted(available),
         "lines": lines,
+        # The same, aligned as Debian's own file, so the template needs no Jinja filter.
+        "formatted": [f"{db + ':':<15} {services}" for db, services in lines],
         "modules": sorted(set(modules)),
         "missing": sorted(missing),
         "unplaced": sorted(set(ctx.vars.nss) - placed - set(missing)),

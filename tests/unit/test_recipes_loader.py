@@ -90,6 +90,11 @@ def test_expressions_and_plain_strings():
 
 @pytest.mark.parametrize("text", [
     "{{ a.b }}/x", "/p/{{ a.l[1] }}-{{ n }}", "{{ a.none }}", "{{ t }}", "{{a.b}}{{ a.b }}",
+    "{{ a.none or a.b }}", "{{ a.b and a.l }}", "{{ n == 0 }}-{{ 'q' }}", '{{ "d" != a.b }}',
+    "{{ not a.none }}", "{{ (a.none or n) or a.l[0] }}",
+    # not the plain evaluator's: Jinja renders these
+    "{{ a.l | join(',') }}", "{{ a.b ~ '/x' }}", "{{ n + 1 }}", "{# c #}{{ a.b }}", "{{- a.b -}}",
+    "{{ a.b if t else n }}", "{{ 'x' in a.l }}", "{}", "{{ '}}' }}",
 ])
 def test_fast_placeholders_render_like_jinja(text):
     ctx = {"a": {"b": "/etc", "l": ["x", "y"], "none": None}, "n": 3, "t": True}
@@ -101,6 +106,11 @@ def test_fast_placeholders_render_like_jinja(text):
     "a.b", "not a.b", "a.none", "not a.none", "a.l", "a.l[0]", "true", "n",
     "a.b and a.l", "a.none and a.b", "n or a.b", "n or a.none", "a.none or n",
     "a.b and not a.none", "n or a.b and a.l", "not n and not a.none or a.b", "a.l and a.none or n",
+    "a.none and (a.b or n)", "(a.none or n) and a.b", "not (n or a.none)", "((a.b))",
+    "a.b == '/etc'", "a.b != '/etc'", "not a.b == 'x'", 'n == 0 or a.none', "'s'", "a.l[1] == \"y\"",
+    "true and false", "none or n",
+    # not the plain evaluator's: Jinja evaluates these
+    "a.l + ['z']", "a.b in a.l", "n is none", "a.b if n else a.l", "a.l | length", "n < 1",
 ])
 def test_fast_expressions_evaluate_like_jinja(text):
     ctx = {"a": {"b": "/etc", "l": ["x", "y"], "none": None}, "n": 0}
@@ -109,7 +119,8 @@ def test_fast_expressions_evaluate_like_jinja(text):
 
 
 @pytest.mark.parametrize("text, expr", [("{{ nope }}", False), ("{{ a.zz }}", False), ("{{ a.l[5] }}", False),
-                                        ("nope", True), ("not a.zz", True), ("a.l or nope", True)])
+                                        ("nope", True), ("not a.zz", True), ("a.l or nope", True),
+                                        ("a.l or (nope and a)", True), ("a.zz == 'x'", True)])
 def test_fast_path_is_as_strict_as_jinja(text, expr):
     import jinja2
     ctx = {"a": {"l": []}}
@@ -121,3 +132,62 @@ def test_fast_path_is_as_strict_as_jinja(text, expr):
             str(r.env.compile_expression(text, undefined_to_none=False)(**ctx))
         else:
             r.env.from_string(text).render(ctx)
+
+
+TEMPLATE_CONTEXT = {
+    "accounts": {"users": [{"name": "root", "uid": 0, "gid": 0, "gecos": "root", "home": "/root",
+                            "shell": "/sbin/nologin"}],
+                 "groups": [{"name": "root", "gid": 0}, {"name": "nonroot", "gid": 65532}]},
+    "nss_conf": {"lines": [["passwd", "files"], ["hosts", "files dns"]],
+                 "formatted": ["passwd:         files", "hosts:          files dns"]},
+    "pairs": [["a", 1], ["b", None]], "outer": [["x", "y"], []], "n": 0,
+}
+
+
+@pytest.mark.parametrize("source", [
+    "line\n{% for a, b in pairs %}\n{{ a }}={{ b }}\n{% endfor %}\nend",
+    "  {% for l in outer %}\n[\n    {%for x in l%}\n  - {{ x }}\n    {% endfor %}\n]\n{% endfor %}\n",
+    "{% for a, b in pairs %}\n{% if b %}{{ a }}{% endif %}\n{% endfor %}\n",    # Jinja's
+    "{% for a, b in pairs %}\n{{ loop.index }} {{ a }}\n{% endfor %}\n",         # Jinja's
+    "{% for a, b in pairs %} {{ a }}\n{% endfor %}\n",                          # Jinja's
+    "{% for a in pairs %}\n{{ a }}\n{% endfor %}",
+    "no tags at all {{ n }}",
+])
+def test_fast_templates_render_like_jinja(tmp_path, source):
+    (tmp_path / "t.j2").write_text(source)
+    r = Renderer((tmp_path,))
+    assert r.template("t.j2", TEMPLATE_CONTEXT, "w") == r.env.get_template("t.j2").render(TEMPLATE_CONTEXT)
+
+
+def test_builtin_templates_render_like_jinja():
+    r = RecipeSet.load().renderer
+    for name in ("group.j2", "hosts.j2", "nsswitch.conf.j2", "passwd.j2"):
+        fast = r.template(name, TEMPLATE_CONTEXT, "w")
+        assert r._parsed[("template", name)] is not None, f"{name} renders without Jinja"
+        assert fast == r.env.get_template(name).render(TEMPLATE_CONTEXT), name
+
+
+def test_template_errors_are_one_line_recipe_errors(tmp_path):
+    (tmp_path / "t.j2").write_text("{% for a, b in pairs %}\n{{ a }}\n{% endfor %}\n")
+    r = Renderer((tmp_path,))
+    with pytest.raises(RecipeError, match=r"^w: 'pairs' is undefined"):
+        r.template("t.j2", {}, "w")
+    with pytest.raises(RecipeError, match=r"^w: TypeError: 'NoneType' object is not iterable"):
+        r.template("t.j2", {"pairs": None}, "w")
+    with pytest.raises(RecipeError, match=r"^w: ValueError: "):
+        r.template("t.j2", {"pairs": [[1, 2, 3]]}, "w")
+    for name in ("../t.j2", "/etc/passwd", "nope.j2"):
+        with pytest.raises(RecipeError, match=f"^w: template not found: {name}"):
+            r.template(name, {}, "w")
+    (tmp_path / "latin1.j2").write_bytes(b"caf\xe9\n")
+    with pytest.raises(RecipeError, match="^w: cannot read template"):
+        r.template("latin1.j2", {}, "w")
+
+
+def test_analysis_with_the_builtin_recipes_never_imports_jinja():
+    import subprocess
+    import sys
+    code = ("import sys; from closure.collect import Options, collect; "
+            "collect(['/usr/bin/curl'], Options()); print('jinja2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
