@@ -78,6 +78,7 @@ class Root:
         self.path = host
         self._lstat: dict[str, os.stat_result | None] = {}
         self._links: dict[str, str] = {}
+        self._resolved: dict[str, Resolved | BadInput] = {}
 
     def __repr__(self) -> str:
         return f"Root({self.path!r})"
@@ -112,7 +113,20 @@ class Root:
         """Follow every symlink inside the root. Raises NotFound / SymlinkLoop.
 
         '..' is taken physically, after the links before it, as the kernel does: a
-        lexical normpath would be wrong under directory links."""
+        lexical normpath would be wrong under directory links. Answers are kept, like
+        lstat's: the loader and the recipes ask for the same few paths many times."""
+        hit = self._resolved.get(ipath)
+        if hit is None:
+            try:
+                hit = self._resolve(ipath)
+            except (NotFound, SymlinkLoop) as e:
+                hit = e
+            self._resolved[ipath] = hit
+        if isinstance(hit, Exception):
+            raise type(hit)(*hit.args)
+        return hit
+
+    def _resolve(self, ipath: str) -> Resolved:
         if not ipath.startswith("/"):
             ipath = "/" + ipath
         links: list[tuple[str, str]] = []
