@@ -97,8 +97,10 @@ class SlimResult:
 
 def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
          image_opts: ImageOptions = ImageOptions(),
-         step: Callable[[str], None] | None = None) -> SlimResult:
-    """The whole job. `step`, if given, hears what is being done (for a progress line)."""
+         step: Callable[[str], None] | None = None,
+         progress: Callable[[int, int], None] | None = None) -> SlimResult:
+    """The whole job. `step`, if given, hears what is being done (for a progress line);
+    `progress` hears how far writing the layer is, as write_image tells it."""
     step = step or (lambda _msg: None)
     check_request(out_path, image_opts)      # a bad -o or flag fails before any work
     # SIGTERM unwinds like Ctrl-C: the temporary root and any staged output are removed.
@@ -116,19 +118,19 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             programs, files, notes = command_targets(root, config, env, opts.targets)
             probes = []
             traced: list[tuple[str, list[tuple[str, str]]]] = []
-            if opts.probes:
-                for probe in opts.probes:
-                    step(f"probe: {probe}")
-                    run, paths = run_probe_in_image(
-                        root, probe, env, config.get("WorkingDir") or "/", opts.probe_network,
-                        opts.probe_timeout, include_secrets=tuple(src for src, _ in opts.includes))
-                    probes.append(run)
-                    traced.append((probe, paths))
+            for probe in opts.probes:
+                step(f"probe: {probe}")
+                run, paths = run_probe_in_image(
+                    root, probe, env, config.get("WorkingDir") or "/", opts.probe_network,
+                    opts.probe_timeout, include_secrets=tuple(src for src, _ in opts.includes))
+                probes.append(run)
+                traced.append((probe, paths))
             step("analysing " + " ".join(programs))
             closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
             step(f"writing {out_path}")
-            result = write_image(closure, root, out_path, slim_image_options(source, image_opts))
+            result = write_image(closure, root, out_path, slim_image_options(source, image_opts),
+                                 progress=progress)
             slimmed = SlimResult(source, stats, before, closure, result, probes, list(closure.targets))
             slimmed.report = build_report(slimmed)
             return slimmed

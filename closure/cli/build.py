@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from typing import List, Optional
 
 import typer
 
 from . import options as o
 from . import recipe_options as ro
+from .progress import Progress
 
 EXAMPLES = """
 
@@ -154,17 +154,20 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         includes=tuple(_split_include(i) for i in v.get("include") or ()),
         excludes=tuple(v.get("exclude") or ()),
         package_records=not v.get("no_package_records"))
-    closure = collect(targets, collect_opts)
-    for w in closure.warnings:
-        typer.echo(f"closure: warning: {w}", err=True)
-
-    with _LayerProgress(enabled=not as_json) as progress:
-        result = write_image(closure, root, out, image_opts, progress=progress.update)
-
+    probes = len(collect_opts.probes)
     verified = None
-    if verify_argv:
-        from ..verify import verify
-        verified = verify(out, verify_argv)
+    with Progress(enabled=not as_json) as progress:
+        progress.step(f"analysing {' '.join(targets)}"
+                      + (f", running {probes} probe{'s' if probes != 1 else ''}" if probes else ""))
+        closure = collect(targets, collect_opts)
+        for w in closure.warnings:
+            typer.echo(f"closure: warning: {w}", err=True)
+        progress.step(f"writing {out}")
+        result = write_image(closure, root, out, image_opts, progress=progress.bytes)
+        if verify_argv:
+            from ..verify import verify
+            progress.step(f"verifying: {shlex.join(verify_argv)}")
+            verified = verify(out, verify_argv)
     if as_json:
         doc = result.to_json()
         doc["warnings"] = list(closure.warnings)
@@ -205,34 +208,3 @@ def summary(result, out: str) -> str:
         lines.append(f"  image      {result.reference}  manifest {result.manifest_digest}")
     lines.append(f"  run it     {run_command(result, out)}")
     return "\n".join(lines)
-
-
-class _LayerProgress:
-    """A rich progress bar on a terminal, for layers big enough to take a while."""
-
-    MIN_BYTES = 100_000_000   # ~0.5 s of layer writing
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self._bar = None
-        self._task = None
-
-    def __enter__(self) -> "_LayerProgress":
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if not self.enabled or total < self.MIN_BYTES:
-            return
-        if self._bar is None:
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-            self._bar = Progress("writing layer", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                 console=Console(stderr=True), transient=True,
-                                 redirect_stdout=False, redirect_stderr=False)
-            self._bar.start()
-            self._task = self._bar.add_task("layer", total=total)
-        self._bar.update(self._task, completed=done)
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()

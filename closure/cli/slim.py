@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from typing import List, Optional
 
 import typer
 
 from . import options as o
 from . import recipe_options as ro
+from .progress import Progress
 
 EXAMPLES = """
 
@@ -116,8 +116,9 @@ def register(app: typer.Typer) -> None:
             recipe_dirs=tuple(recipes or ()), package_records=not no_package_records,
             recipe_vars=ro.recipe_vars(ca_cert=ca_cert, locale=locale, tz=tz, tzdata=tzdata,
                                        gconv=gconv, nss=nss))
-        with _Steps(enabled=not as_json) as steps:
-            result = run_slim(image, output, opts, image_opts, step=steps)
+        with Progress(enabled=not as_json) as progress:
+            result = run_slim(image, output, opts, image_opts, step=progress.step,
+                              progress=progress.bytes)
         for w in result.closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
         doc = json.dumps(result.report, indent=2, sort_keys=True) + "\n"
@@ -131,28 +132,3 @@ def register(app: typer.Typer) -> None:
             typer.echo(doc, nl=False)
         else:
             typer.echo(summary(result.report))
-
-
-class _Steps:
-    """A transient status line on a terminal saying what slim is doing (quiet otherwise)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self._status = None
-
-    def __enter__(self) -> "_Steps":
-        return self
-
-    def __call__(self, message: str) -> None:
-        if not self.enabled:
-            return
-        if self._status is None:
-            from rich.console import Console
-            self._status = Console(stderr=True).status(message)
-            self._status.start()
-        else:
-            self._status.update(message)
-
-    def __exit__(self, *exc) -> None:
-        if self._status is not None:
-            self._status.stop()

@@ -80,6 +80,45 @@ def test_image_holds_only_what_analyze_lists(curl_tar, tmp_path):
     assert "/usr/bin/curl" in found and "/etc/ssl/certs/ca-certificates.crt" in found
 
 
+def closure_on_a_tty(*args, cwd) -> tuple[int, str, str]:
+    """Run closure with stderr on a pseudo-terminal (stdout a pipe): (exit, stdout, stderr)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="120")
+    p = subprocess.Popen(CLI + list(args), stdout=subprocess.PIPE, stderr=slave, cwd=cwd, env=env)
+    os.close(slave)
+    err = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        data = b""
+        if ready:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:    # EIO: the child closed the terminal
+                pass
+        err += data
+        if not data and p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(), p.stdout.read().decode(), err.decode(errors="replace")
+
+
+@pytest.mark.strace
+def test_progress_on_a_terminal_only_for_phases_over_a_second(tmp_path):
+    rc, out, err = closure_on_a_tty("build", "/usr/bin/true", "-o", "quick.tar", "--no-recipes", cwd=tmp_path)
+    assert rc == 0 and "closure: built quick.tar" in out
+    assert err == "", "a build done within a second shows nothing"
+    rc, out, err = closure_on_a_tty("build", "/usr/bin/true", "-o", "slow.tar", "--probe", "sleep 1.6",
+                                    cwd=tmp_path)
+    assert rc == 0 and "closure: built slow.tar" in out
+    assert "analysing /usr/bin/true, running 1 probe" in err and "0:00:01" in err
+    assert "closure: built" not in err, "the summary goes to stdout, not through the display"
+    rc, out, err = closure_on_a_tty("build", "/usr/bin/true", "-o", "slow2.tar", "--probe", "sleep 1.6",
+                                    "--json", cwd=tmp_path)
+    assert rc == 0 and json.loads(out)["format"] == "oci-archive" and err == "", "--json: never"
+
+
 @pytest.mark.podman
 def test_podman_load_and_run(curl_tar):
     need("podman")
