@@ -70,7 +70,7 @@ class ImageFS:
         for layer in image.layers:
             stats = LayerStats(layer.index)
             with image.layer(layer) as stream:
-                fs._apply(stream, stats, layer.label)
+                fs._apply(stream, stats, f"{image.path}: {layer.label}")
             fs.layers.append(stats)
         return fs
 

@@ -44,6 +44,7 @@ class Inventory:
     tree: FileTree | None = None         # where the package database is read from
     image: dict | None = None            # image facts: reference, digests, config, layers
     packages_json: dict | None = None    # an analysis' own "packages" section, when it has one
+    warnings: list[str] = field(default_factory=list)   # what analysing the closure warned about
     _db: PackageDB | None = field(default=None, repr=False)
     _owners: dict[str, tuple[Owner, ...]] | None = field(default=None, repr=False)
 
@@ -101,7 +102,8 @@ def from_closure(closure: Closure, root: Root, *, hashes: bool = True, name: str
                         sha256, sha1 = _hashes(f)
         items[e.path] = Item(e.path, e.type, e.mode & 0o7777, size if e.type == "file" else 0,
                              e.target, sha256, sha1, origin, e.content is not None, tuple(e.reasons))
-    return Inventory("closure", name or " ".join(closure.targets) or "closure", items, RootTree(root))
+    return Inventory("closure", name or " ".join(closure.targets) or "closure", items, RootTree(root),
+                     warnings=list(closure.warnings))
 
 
 # -- from an image ----------------------------------------------------------------------------
@@ -159,20 +161,31 @@ def from_rootfs(path: str, *, hashes: bool = True) -> Inventory:
                      RootTree(root))
 
 
-def from_analysis(path: str) -> Inventory:
-    """An `analyze --json` document (reasons and sizes; no hashes, no package database
-    unless it was written with --by-package)."""
+def read_analysis(path: str, label: str | None = None) -> tuple[dict, Closure]:
+    """(the document, its Closure) of an `analyze --json` file; BadInput, named by label
+    (default: the path), when it is not one."""
+    label = label or path
     try:
         with open(path, "rb") as f:
             doc = json.load(f)
-    except (OSError, ValueError) as e:
-        raise BadInput(f"{path}: not an analysis JSON document ({e})") from None
+    except FileNotFoundError:
+        raise BadInput(f"{label}: no such file") from None
+    except OSError as e:
+        raise BadInput(f"{label}: cannot read it ({e.strerror})") from None
+    except ValueError as e:
+        raise BadInput(f"{label}: not an analysis JSON document ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
-        raise BadInput(f"{path}: not an analysis JSON document (no entries list)")
+        raise BadInput(f"{label}: not an analysis JSON document (no entries list)")
     try:
-        closure = Closure.from_json(doc)
-    except (KeyError, TypeError, ValueError) as e:
-        raise BadInput(f"{path}: malformed analysis entry ({e})") from None
+        return doc, Closure.from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise BadInput(f"{label}: malformed analysis entry ({e})") from None
+
+
+def from_analysis(path: str) -> Inventory:
+    """An `analyze --json` document (reasons and sizes; no hashes, no package database
+    unless it was written with --by-package)."""
+    doc, closure = read_analysis(path)
     items = {}
     for e in closure.sorted_entries():
         sha256 = hashlib.sha256(e.content).hexdigest() if e.content is not None else None

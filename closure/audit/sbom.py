@@ -258,12 +258,13 @@ def cyclonedx(inv: Inventory, grouping: Grouping | None = None) -> dict:
     return doc
 
 
-def render(inv: Inventory, fmt: str) -> bytes:
+def check_format(fmt: str) -> None:
     from ..errors import BadInput
-    if fmt == "spdx-json":
-        doc = spdx(inv)
-    elif fmt == "cyclonedx-json":
-        doc = cyclonedx(inv)
-    else:
-        raise BadInput(f"unknown SBOM format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+def render(inv: Inventory, fmt: str) -> bytes:
+    check_format(fmt)
+    doc = spdx(inv) if fmt == "spdx-json" else cyclonedx(inv)
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()

@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
         ref: Optional[str] = ao.RefOpt,
     ) -> None:
         from ..audit.diff import diff as compute, text
-        from ..audit.load import load
+        from ..audit.load import check, load
         allow = ("image", "rootfs", "analysis")
+        check([b], allow)             # a bad B fails before A is read
         d = compute(load([a], ref=ref, allow=allow), load([b], ref=ref, allow=allow))
         if as_json:
             typer.echo(json.dumps(d.to_json(), indent=2))

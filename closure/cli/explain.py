@@ -43,18 +43,11 @@ def register(app: typer.Typer) -> None:
         nss: Optional[List[str]] = ro.NssOpt,
         pycache: bool = ro.PycacheOpt,
     ) -> None:
-        from ..errors import BadInput
         from ..explain import explain as explain_path
-        from ..model import Closure
 
         if plan is not None:
-            try:
-                with open(plan, encoding="utf-8") as f:
-                    closure = Closure.from_json(json.load(f))
-            except FileNotFoundError:
-                raise BadInput(f"--plan {plan}: no such file") from None
-            except (ValueError, KeyError, TypeError) as e:
-                raise BadInput(f"--plan {plan}: not an analysis document ({e})") from None
+            from ..audit.inventory import read_analysis
+            _, closure = read_analysis(plan, f"--plan {plan}")
         else:
             from ..collect import Options, collect
             from ..root import Root

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from . import audit_options as ao
-from . import options as o
+
+if TYPE_CHECKING:
+    from ..audit.load import TargetOptions
 
 EXAMPLES = """
 
@@ -27,32 +29,22 @@ a dpkg status database, or Alpine's apk database; licenses from
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Write an SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) of an image or of TARGETs." + EXAMPLES)
+    @ao.target_options
     def sbom(
         source: List[str] = typer.Argument(..., metavar="IMAGE|TARGET...", help="An image (OCI layout or archive, docker-archive), a rootfs directory, or programs."),
         fmt: str = typer.Option("spdx-json", "--format", help="spdx-json | cyclonedx-json."),
         output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here (default: stdout)."),
         ref: Optional[str] = ao.RefOpt,
-        root: str = o.RootOpt,
-        library_path: Optional[List[str]] = o.LibraryPathOpt,
-        no_dlopen_scan: bool = o.NoDlopenScanOpt,
-        no_recipes: bool = o.NoRecipesOpt,
-        recipe_dirs: Optional[List[str]] = o.RecipesDirOpt,
-        no_package_records: bool = ao.NoRecordsOpt,
+        targets: TargetOptions = None,
     ) -> None:
         from ..audit import sbom as sb
-        from ..audit.load import load
-        from ..errors import BadInput
-        if fmt not in sb.FORMATS:
-            raise BadInput(f"unknown --format {fmt!r} (choose from {', '.join(sb.FORMATS)})")
+        from ..audit.output import check_file_destination, write_file
+        sb.check_format(fmt)          # bad flags fail before any work
         if output:
-            from ..audit.output import check_file_destination
             check_file_destination(output)
-        t = ao.target_options(root, library_path, no_dlopen_scan, no_recipes, recipe_dirs, no_package_records)
-        inv = load(list(source), ref=ref, targets=t, allow=("image", "rootfs", "target"))
-        ao.warn(t)
+        inv = ao.load(source, ref=ref, targets=targets, allow=("image", "rootfs", "target"))
         data = sb.render(inv, fmt)
         if output:
-            from ..audit.output import write_file
             write_file(output, data)
         else:
             sys.stdout.buffer.write(data)

@@ -39,8 +39,9 @@ def _tar(entries) -> bytes:
     return buf.getvalue()
 
 
-def make_image(path: Path, layers: list[list[tuple]], history: list[str]) -> Path:
-    """A multi-layer OCI layout, written with the standard library only."""
+def make_image(path: Path, layers: list[list[tuple] | bytes], history: list[str]) -> Path:
+    """A multi-layer OCI layout, written with the standard library only. A layer is a
+    list of (name, kind, data) entries, or the raw bytes to put in its place."""
     blobs = path / "blobs" / "sha256"
     blobs.mkdir(parents=True)
 
@@ -51,7 +52,7 @@ def make_image(path: Path, layers: list[list[tuple]], history: list[str]) -> Pat
 
     descs, diff_ids = [], []
     for entries in layers:
-        raw = _tar(entries)
+        raw = entries if isinstance(entries, bytes) else _tar(entries)
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         gz = gzip.compress(raw, mtime=0)
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -120,3 +121,15 @@ def test_inspect_multi_layer(tmp_path):
     assert [layer["created_by"] for layer in f["layers"]] == ["base layer", "update"]
     assert f["hidden_bytes"] == 250
     assert f["config"]["Cmd"] == ["/bin/sh"]
+
+
+def test_a_layer_that_is_not_a_tar_is_one_line_naming_the_image(tmp_path):
+    whole = _tar([("etc", "dir", None), ("etc/big", "file", b"x" * 5000)])
+    for name, raw, want in (("garbage", b"\x8a\x01not a tar at all" * 64, "not a tar"),
+                            ("cut", whole[:1500], "corrupt tar")):
+        image = make_image(tmp_path / name, [raw], ["broken"])     # digests right, content wrong
+        for cmd in ("inspect", "sbom"):
+            p = subprocess.run(CLI + [cmd, str(image)], capture_output=True, text=True)
+            assert p.returncode == 2 and p.stdout == "", (cmd, p.stdout)
+            assert p.stderr.startswith(f"closure: error: {image}: layer 1 (sha256:"), p.stderr
+            assert want in p.stderr and p.stderr.count("\n") == 1, p.stderr
