@@ -102,39 +102,16 @@ def license_files(closure: Closure, db: PackageDB) -> list[tuple[str, str]]:
 
 def add_package_records(collector, copyright: bool = True) -> None:
     """Add the records (and, unless copyright=False, the copyright files) to the
-    collector's closure. Call once the closure is otherwise final."""
+    collector's closure. Call once the closure is otherwise final (Collector.finish does,
+    after the excludes and before the parent directories)."""
     closure, root = collector.closure, collector.root
     db = PackageDB(RootTree(root))
     if not db.found:
         return
     if copyright:
-        excludes = tuple(getattr(collector.opts, "excludes", ()))
         for path, by in license_files(closure, db):
-            if not excluded(path, excludes):
+            if not excluded(path, collector.opts.excludes):
                 collector.add_path(path, Reason("recipe", by=by, recipe=RECIPE))
     for ipath, data in package_records(closure, root, db):
         name = posixpath.basename(ipath).removesuffix(".md5sums")
         collector.add_generated(ipath, data, 0o644, Reason("generated", recipe=RECIPE, name=name))
-    _add_parents(collector)
-
-
-def _add_parents(collector) -> None:
-    entries = collector.closure.entries
-    for path in sorted(entries):
-        parent = posixpath.dirname(path)
-        while parent != "/" and parent not in entries:
-            collector.add_dir(parent, 0o755, Reason("parent", by=path))
-            parent = posixpath.dirname(parent)
-
-
-def with_package_records(closure: Closure, root: Root, copyright: bool = True,
-                         excludes: tuple[str, ...] = ()) -> Closure:
-    """The closure plus its package records, for callers that ran collect() already
-    (build, sbom and report of TARGETs). Adds to `closure` in place and returns it; give
-    the build's --exclude globs so no excluded copyright file comes back."""
-    from ..collect import Collector, Options
-    collector = Collector(Options(root=root, recipes=False, dlopen_scan=False, excludes=tuple(excludes)))
-    collector.closure = closure
-    add_package_records(collector, copyright)
-    return closure
-

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from closure.audit import deb822
-from closure.audit.records import with_package_records
 from closure.collect import Options, collect
 from closure.image import ImageOptions, write_image
 from closure.model import Closure
@@ -41,10 +40,9 @@ def run(*args, check=True):
 
 
 def build(targets: list[str], out: Path) -> Closure:
-    """What `closure build` does, plus the package records step."""
+    """What `closure build` does, package records included."""
     root = Root("/")
-    closure = collect(targets, Options(root=root))
-    with_package_records(closure, root)
+    closure = collect(targets, Options(root=root, package_records=True))
     write_image(closure, root, str(out), ImageOptions())
     return closure
 
@@ -395,9 +393,8 @@ def test_bad_input_is_one_line_and_exit_2(args):
 
 
 def test_records_respect_excludes():
-    root = Root("/")
-    closure = collect(["/usr/bin/curl"], Options(root=root, excludes=("/usr/lib/x86_64-linux-gnu/gconv/*",)))
-    with_package_records(closure, root, excludes=("/usr/share/doc",))
+    closure = collect(["/usr/bin/curl"], Options(package_records=True, excludes=(
+        "/usr/lib/x86_64-linux-gnu/gconv/*", "/usr/share/doc")))
     assert not any(p.startswith("/usr/share/doc") for p in closure.entries)
     md5 = closure.entries["/var/lib/dpkg/status.d/libc6.md5sums"].content.decode()
     assert "gconv" not in md5 and "usr/lib/x86_64-linux-gnu/libc.so.6" in md5
