@@ -190,6 +190,23 @@ def test_cli_bad_input_one_line_exit_2(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("closure: error:")
 
 
+def test_cli_untraceable_commands_one_line_exit_2(tmp_path):
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    runnable = tmp_path / "garbage-x"
+    runnable.write_bytes(bytes(range(256)) * 8)
+    runnable.chmod(0o755)
+    (tmp_path / "empty").write_bytes(b"")
+    for cmd, why in ((tmp_path, "Permission denied"), (garbage, "Permission denied"),
+                     (runnable, "Exec format error"), (tmp_path / "empty", "Permission denied"),
+                     (tmp_path / "nope", "No such file")):
+        for json_flag in ((), ("--json",)):
+            p = closure_cli("trace", *json_flag, "--", str(cmd))
+            assert p.returncode == 2 and p.stdout == "", (cmd, p.stdout)
+            assert p.stderr.startswith(f"closure: error: could not start {cmd} under strace: "), p.stderr
+            assert why in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
 def test_cli_sigterm_kills_the_tracee_and_leaves_no_temp_files(tmp_path):
     pidfile = tmp_path / "pid"
     scratch = tmp_path / "tmp"
