@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from typing import List, Optional
 
 import typer
@@ -184,16 +185,17 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def run_command(result, out: str) -> str:
-    """The command a user types next to run what was built."""
+def run_command(result, out: str, flags: Sequence[str] = ()) -> str:
+    """The command a user types next to run what was built; `flags` go to `podman run`."""
     q = shlex.quote(out)
+    run = shlex.join(["podman", "run", "--rm", *flags])
     if result.format == "oci":
-        return f"podman run --rm oci:{q}:{result.reference.rsplit(':', 1)[1]}"
+        return f"{run} oci:{q}:{result.reference.rsplit(':', 1)[1]}"
     if result.format == "oci-archive":
-        return f"podman load -i {q} && podman run --rm {result.reference}"
+        return f"podman load -i {q} && {run} {result.reference}"
     if result.format == "rootfs":
-        return f"podman run --rm --rootfs {shlex.quote(result.path)} CMD"
-    return f"podman import {q} IMAGE && podman run --rm IMAGE CMD"
+        return f"{run} --rootfs {shlex.quote(result.path)} CMD"
+    return f"podman import {q} IMAGE && {run} IMAGE CMD"
 
 
 def summary(result, out: str) -> str:
@@ -206,5 +208,6 @@ def summary(result, out: str) -> str:
                      + (f"-{comp.level}" if comp.kind != "none" else "") + f"  {result.layer.digest}")
     if result.manifest_digest:
         lines.append(f"  image      {result.reference}  manifest {result.manifest_digest}")
-    lines.append(f"  run it     {run_command(result, out)}")
+    from ..verify import working_podman_flags
+    lines.append(f"  run it     {run_command(result, out, working_podman_flags() or ())}")
     return "\n".join(lines)

@@ -40,11 +40,35 @@ def test_json_summary_is_one_document(curl_tar):
 
 
 def test_text_summary_names_the_run_command(tmp_path):
+    no_cache = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    no_cache.pop("CLOSURE_PODMAN_FLAGS", None)
     p = closure("build", "/usr/bin/curl", "-o", str(tmp_path / "img"), "-t", "tools/curl:8",
-                "--compression", "zstd", "--cmd", "--version", "--no-recipes")
+                "--compression", "zstd", "--cmd", "--version", "--no-recipes", env=no_cache)
     assert p.returncode == 0, p.stderr
     assert "(oci, inferred from -o)" in p.stdout and "zstd-3" in p.stdout
-    assert f"podman run --rm oci:{tmp_path / 'img'}:8" in p.stdout
+    assert f"podman run --rm oci:{tmp_path / 'img'}:8" in p.stdout, "no flags known: the plain command"
+    p = closure("build", "/usr/bin/true", "-o", "t.tar", "--no-recipes", cwd=tmp_path,
+                env=dict(no_cache, CLOSURE_PODMAN_FLAGS="--ulimit nofile=1024:1024 --cgroup-manager=cgroupfs"))
+    assert p.returncode == 0, p.stderr
+    assert ("podman load -i t.tar && podman run --rm --ulimit nofile=1024:1024 "
+            "--cgroup-manager=cgroupfs true:latest") in p.stdout
+
+
+def test_run_command_has_the_flags_verify_found(tmp_path):
+    """The flags verify found to work with this podman (its cache) go in the run line."""
+    need("podman")
+    version = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
+    cache = tmp_path / "cache" / "closure" / "podman-run-flags.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps({"podman": version, "flags": ["--ulimit", "nproc=1024:1024"]}))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.pop("CLOSURE_PODMAN_FLAGS", None)
+    p = closure("build", "/usr/bin/true", "-o", "fs", "--format", "rootfs", "--no-recipes", cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert f"podman run --rm --ulimit nproc=1024:1024 --rootfs {tmp_path / 'fs'} CMD" in p.stdout
+    cache.write_text(json.dumps({"podman": "podman version 0.0.1", "flags": ["--ulimit", "nproc=1024:1024"]}))
+    p = closure("build", "/usr/bin/true", "-o", "fs2", "--format", "rootfs", "--no-recipes", cwd=tmp_path, env=env)
+    assert f"podman run --rm --rootfs {tmp_path / 'fs2'} CMD" in p.stdout, "flags of another podman: none"
 
 
 def test_same_manifest_digest_across_dirs_and_times(tmp_path):
