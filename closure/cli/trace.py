@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import posixpath
 import stat
-import sys
 from typing import List, Optional
 
 import typer
@@ -47,15 +46,21 @@ def register(app: typer.Typer) -> None:
         from ..root import Root
         from ..trace.run import run_probe
         from ..trace.select import is_dropped, traced_paths
+        from .progress import Progress
 
         root = Root("/")
         command = cmd[0] if len(cmd) == 1 and _looks_like_shell(cmd[0]) else list(cmd)
-        with _progress(as_json, command):
+        shown = command if isinstance(command, str) else " ".join(command)
+        with Progress(enabled=not as_json) as progress:
+            progress.step(f"tracing {shown[:60]}")
             result = run_probe(command, root, failed=failed, timeout=timeout, stdin=None)
-        kept, warnings = traced_paths(result.accesses, root, scratch=tuple(scratch or ()),
-                                      include_secrets=tuple(include or ()))
-        programs = [p for p, k in kept if k == "exec"]
-        static, static_warnings = (None, []) if no_static else static_paths(programs, root)
+            kept, warnings = traced_paths(result.accesses, root, scratch=tuple(scratch or ()),
+                                          include_secrets=tuple(include or ()))
+            programs = [p for p, k in kept if k == "exec"]
+            static, static_warnings = None, []
+            if not no_static:
+                progress.step("static analysis of " + " ".join(programs)[:60])
+                static, static_warnings = static_paths(programs, root)
         not_found = sorted({a.path for a in result.accesses
                             if not a.ok and not is_dropped(a.path)}) if failed else None
         report = build_report(result, kept, root, static, warnings + static_warnings, not_found)
@@ -71,27 +76,6 @@ def register(app: typer.Typer) -> None:
 
 def _looks_like_shell(arg: str) -> bool:
     return any(c in arg for c in " \t;&|<>$`'\"(){}*?")
-
-
-class _progress:
-    """A spinner on a terminal; nothing otherwise."""
-
-    def __init__(self, quiet: bool, command):
-        self.status = None
-        if not quiet and sys.stderr.isatty():
-            from rich.console import Console
-            shown = command if isinstance(command, str) else " ".join(command)
-            self.status = Console(stderr=True).status(f"tracing {shown[:60]}")
-
-    def __enter__(self):
-        if self.status is not None:
-            self.status.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.status is not None:
-            self.status.__exit__(*exc)
-        return False
 
 
 def static_paths(programs: list[str], root) -> tuple[frozenset[str] | None, list[str]]:
