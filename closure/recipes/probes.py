@@ -408,22 +408,7 @@ def gconv_modules(ctx: ProbeContext, default=()) -> dict | None:
     if ctx.root.exists(posixpath.join(gdir, "gconv-modules.cache")):
         configs.append(posixpath.join(gdir, "gconv-modules.cache"))
     want_all = "all" in ctx.vars.gconv
-    aliases: dict[str, str] = {}
-    modules: dict[str, set[str]] = {}
-    for conf in configs:
-        if conf.endswith(".cache"):
-            continue
-        for line in (_read_text(ctx.root, conf) or "").splitlines():
-            f = line.split("#", 1)[0].split()
-            if len(f) >= 3 and f[0] == "alias":
-                aliases.setdefault(f[1].upper(), f[2].upper())
-            elif len(f) >= 4 and f[0] == "module":
-                # Relative module names are relative to the gconv dir, for the files in
-                # gconv-modules.d too (glibc passes the path element, not the .d dir).
-                file = f[3] if f[3].startswith("/") else posixpath.join(gdir, f[3])
-                for cs in (f[1].upper(), f[2].upper()):
-                    if cs != "INTERNAL":
-                        modules.setdefault(cs, set()).add(file + ".so")
+    aliases, modules = _gconv_config(ctx.root, gdir, tuple(c for c in configs if not c.endswith(".cache")))
     found, missing = set(), []
     for name in list(default) + [n for n in ctx.vars.gconv if n != "all"]:
         cs = name.upper().rstrip("/") + "//"
@@ -435,6 +420,33 @@ def gconv_modules(ctx: ProbeContext, default=()) -> dict | None:
             missing.append(name)
     return {"dir": gdir, "all": want_all, "configs": configs,
             "modules": sorted(found), "missing": sorted(set(missing))}
+
+
+_GCONV_MEMO: dict[tuple, tuple[dict, dict]] = {}
+
+
+def _gconv_config(root: Root, gdir: str, configs: tuple[str, ...]) -> tuple[dict, dict]:
+    """(alias -> charset, charset -> module files) from the gconv config files, read once
+    per (files, sizes, mtimes): two thousand lines on Debian, for every libc program."""
+    key = (gdir, tuple(_file_key(root, r.path) for r in map(root.try_resolve, configs) if r))
+    if key in _GCONV_MEMO:
+        return _GCONV_MEMO[key]
+    aliases: dict[str, str] = {}
+    modules: dict[str, set[str]] = {}
+    for conf in configs:
+        for line in (_read_text(root, conf) or "").splitlines():
+            f = line.split("#", 1)[0].split()
+            if len(f) >= 3 and f[0] == "alias":
+                aliases.setdefault(f[1].upper(), f[2].upper())
+            elif len(f) >= 4 and f[0] == "module":
+                # Relative module names are relative to the gconv dir, for the files in
+                # gconv-modules.d too (glibc passes the path element, not the .d dir).
+                file = f[3] if f[3].startswith("/") else posixpath.join(gdir, f[3])
+                for cs in (f[1].upper(), f[2].upper()):
+                    if cs != "INTERNAL":
+                        modules.setdefault(cs, set()).add(file + ".so")
+    _GCONV_MEMO[key] = aliases, modules
+    return aliases, modules
 
 
 # -- locales, zones, terminfo ----------------------------------------------------------------
@@ -612,9 +624,8 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
             for needle in (b".crt", b".pem", b"ca-trust-source", b"anchors"):
                 for text in strings_with(ctx.root, real, needle, r"/[^\s]*"):
                     anchors += [p for p in text.split(":") if p.startswith("/") and ctx.root.exists(p)]
-    for conf in ("/etc/pkcs11/pkcs11.conf",):
-        if ctx.root.exists(conf):
-            configs.append(conf)
+    if ctx.root.exists("/etc/pkcs11/pkcs11.conf"):
+        configs.append("/etc/pkcs11/pkcs11.conf")
     anchors = _dedup(anchors)
     return {"configs": configs, "modules": modules,
             "anchors": [a for a in anchors if not ctx.root.is_dir(a)],
@@ -646,7 +657,7 @@ def python_paths(ctx: ProbeContext, run: bool = True) -> dict | None:
     base = posixpath.basename(real)
     is_lib = base.startswith("libpython")
     if run and ctx.root.path == "/" and not is_lib:
-        asked = _run_python(ctx.root.host(real))
+        asked = _python_facts(_ask(ctx.root, real, "-I", "-c", _PY_CODE))
         if asked is not None:
             asked["site"] = [p for p in asked["site"] if ctx.root.is_dir(p)]
             asked["exe"] = real
@@ -654,21 +665,37 @@ def python_paths(ctx: ProbeContext, run: bool = True) -> dict | None:
     return _python_layout(ctx, real, is_lib)
 
 
-def _run_python(exe: str) -> dict | None:
+def _python_facts(out: bytes | None) -> dict | None:
     try:
-        out = subprocess.run([exe, "-I", "-c", _PY_CODE], capture_output=True, text=True,
-                             timeout=20, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
-        if out.returncode != 0:
-            log.info("python_paths: %s exited %d: %s", exe, out.returncode, out.stderr.strip())
-            return None
-        d = json.loads(out.stdout.strip().splitlines()[-1])
-        if not isinstance(d, dict) or not isinstance(d.get("stdlib"), str):
-            return None
-        return {"version": d["version"], "stdlib": posixpath.normpath(d["stdlib"]),
-                "dynload": d.get("dynload"), "site": [posixpath.normpath(p) for p in d.get("site") or []]}
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
-        log.info("python_paths: cannot run %s: %s", exe, e)
+        d = json.loads(out.decode().strip().splitlines()[-1]) if out else None
+    except (ValueError, IndexError):
         return None
+    if not isinstance(d, dict) or not isinstance(d.get("stdlib"), str):
+        return None
+    return {"version": d["version"], "stdlib": posixpath.normpath(d["stdlib"]),
+            "dynload": d.get("dynload"), "site": [posixpath.normpath(p) for p in d.get("site") or []]}
+
+
+_ASKED: dict[tuple, bytes | None] = {}
+
+
+def _ask(root: Root, real: str, *args: str) -> bytes | None:
+    """The stdout of the host's interpreter `real` run with args, None when it fails; once
+    per (file, size, mtime) in a process, not on every round of the fixed point."""
+    key = (_file_key(root, real), args)
+    if key not in _ASKED:
+        exe, out = root.host(real), None
+        try:
+            p = subprocess.run([exe, *args], capture_output=True, timeout=20,
+                               env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+            if p.returncode == 0:
+                out = p.stdout
+            else:
+                log.info("%s exited %d: %s", exe, p.returncode, p.stderr.decode(errors="replace").strip())
+        except (OSError, subprocess.TimeoutExpired) as e:
+            log.info("cannot run %s: %s", exe, e)
+        _ASKED[key] = out
+    return _ASKED[key]
 
 
 def _python_layout(ctx: ProbeContext, real: str, is_lib: bool) -> dict | None:
@@ -708,15 +735,8 @@ def perl_inc(ctx: ProbeContext, run: bool = True) -> dict | None:
         return None
     inc: list[str] = []
     if run and ctx.root.path == "/" and not posixpath.basename(real).startswith("libperl"):
-        try:
-            out = subprocess.run([ctx.root.host(real), "-e", 'print join("\\0", @INC)'],
-                                 capture_output=True, timeout=20,
-                                 env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
-            if out.returncode == 0:
-                inc = [p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0")
-                       if p.startswith(b"/")]
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.info("perl_inc: cannot run %s: %s", real, e)
+        out = _ask(ctx.root, real, "-e", 'print join("\\0", @INC)') or b""
+        inc = [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p.startswith(b"/")]
     if not inc:
         libperl = ctx.find_entry("libperl.so*")
         for obj in (real, libperl):
@@ -755,7 +775,5 @@ def perl_modules(ctx: ProbeContext, modules=()) -> dict | None:
 
 
 def _dedup(values) -> list:
-    seen: dict = {}
-    for v in values:
-        seen.setdefault(v, None)
-    return list(seen)
+    """First occurrences, in order."""
+    return list(dict.fromkeys(values))

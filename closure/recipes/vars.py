@@ -115,7 +115,4 @@ def _zone_ok(name: str) -> bool:
 
 def _dedup(values) -> tuple[str, ...]:
     """Keep first occurrences, in the order given (order is meaningful, e.g. LANG)."""
-    seen: dict[str, None] = {}
-    for v in values:
-        seen.setdefault(v, None)
-    return tuple(seen)
+    return tuple(dict.fromkeys(values))

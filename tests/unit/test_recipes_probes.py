@@ -246,6 +246,8 @@ def test_python_paths_run_and_derived_agree():
     assert asked["version"] == derived["version"] == "3.11"
     assert asked["exe"] == derived["exe"] == "/usr/bin/python3.11"
     assert set(asked["site"]) == set(derived["site"])
+    runs = dict(P._ASKED)
+    assert P.python_paths(c) == asked and P._ASKED == runs     # asked once per process
 
 
 def test_python_paths_on_a_foreign_layout(tmp_path):
