@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass, field
 
 from .elf.ldso import Loaded, Loader
-from .elf.reader import ELF_MAGIC
+from .elf.reader import ELF_MAGIC, is_elf
 from .errors import BadInput, NotElf, NotFound
 from .model import Closure, Entry, Missing, Reason, excluded
 from .root import Root, normpath
@@ -85,7 +85,7 @@ class Collector:
         elif stat.S_ISREG(st.st_mode):
             self._add(Entry(res.path, "file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
                             source=res.path), why)
-            if walk and res.path not in self._walked and self._looks_elf(res.path):
+            if walk and res.path not in self._walked and is_elf(self.root, res.path):
                 self._pending.append(res.path)
                 if reason.kind == "dlopen-string":
                     self._speculative.add(res.path)
@@ -200,13 +200,6 @@ class Collector:
             self.closure.add_missing(Missing(interp, script, (interp,)))
 
     # -- the ELF walk -----------------------------------------------------------------------
-    def _looks_elf(self, real: str) -> bool:
-        try:
-            with self.root.open(real) as f:
-                return f.read(4) == ELF_MAGIC
-        except OSError:
-            return False
-
     def walk_pending(self) -> None:
         while self._pending:
             real = self._pending.pop()
@@ -309,7 +302,7 @@ class Collector:
                 raise BadInput(f"--include {src}:{dest}: only a file can be put at another path")
             self._add(Entry(dest, "file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
                             source=res.path), Reason("include", name=src))
-            if self._looks_elf(res.path):
+            if is_elf(self.root, res.path):
                 self._pending.append(res.path)
 
     def apply_excludes(self) -> None:

@@ -77,11 +77,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(package_table(grouping))
         elif as_tree:
             from ..elf.ldso import Loader
+            from ..elf.reader import is_elf
             from ..report import tree
             loader = Loader(opts.root, opts.library_path)
-            for t in closure.targets:
-                entry = closure.entries.get(opts.root.resolve(t).spelled)
-                if opts.root.is_file(t) and entry is not None and _is_elf(opts.root, t):
+            for t in closure.targets:   # each a regular file: an ELF program or a script
+                if is_elf(opts.root, opts.root.resolve(t).path):
                     typer.echo(tree(loader.load(t)))
                 else:
                     typer.echo(f"{t} (script)")
@@ -90,8 +90,3 @@ def register(app: typer.Typer) -> None:
             typer.echo(table(closure, show_dirs))
         if strict and closure.missing:
             raise typer.Exit(1)
-
-
-def _is_elf(root, path: str) -> bool:
-    with root.open(root.resolve(path).path) as f:
-        return f.read(4) == b"\x7fELF"
