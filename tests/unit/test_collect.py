@@ -66,7 +66,7 @@ def make_foreign_root(tmp_path: Path) -> Path:
     """A root whose loader and libc live where the host has none, reached only through
     absolute symlinks, with no ld.so.cache (ld.so.conf + include globs instead)."""
     root = tmp_path / "root"
-    real_ld = os.path.realpath(f"/lib64/ld-linux-x86-64.so.2")
+    real_ld = os.path.realpath("/lib64/ld-linux-x86-64.so.2")
     (root / "opt/glibc").mkdir(parents=True)
     shutil.copy(real_ld, root / "opt/glibc/ld.so")
     shutil.copy(os.path.realpath(f"/lib/{TRIPLET}/libc.so.6"), root / "opt/glibc/libc.so.6")
