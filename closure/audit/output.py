@@ -12,6 +12,8 @@ def check_file_destination(path: str) -> None:
         from ..errors import BadInput
         raise BadInput(f"output is a directory, not a file: {path}")
     atomic.check_destination(path, want_dir=False, force=False)
+    with atomic.staging(path):      # a read-only or virtual filesystem says no only when tried
+        pass
 
 
 def write_file(path: str, data: bytes) -> None:
