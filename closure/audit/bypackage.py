@@ -32,14 +32,6 @@ class Grouping:
     groups: list[Group]                          # sorted by package name, architecture
     unowned: list[tuple[Item, str]]              # (item, why)
 
-    def group_of(self) -> dict[str, list[Group]]:
-        """image path -> the groups it is in."""
-        out: dict[str, list[Group]] = {}
-        for g in self.groups:
-            for i in g.items:
-                out.setdefault(i.path, []).append(g)
-        return out
-
     def to_json(self, inv: Inventory) -> dict:
         db = inv.db
         return {

@@ -272,9 +272,9 @@ def parse(lines: Iterable[str], cwd: str | None = "/") -> list[Access]:
         if r is None:
             continue                     # "= ?" after an exit, or garbled
         ret, ret_annot, errno = r.group(1), r.group(2), r.group(4)
-        ok = ret != "?" and not ret.startswith("-")
         if ret == "?":
             continue
+        ok = not ret.startswith("-")
         kind, dir_i, path_i = spec
         args = _fast_args(body, m.end(), dir_i, path_i) or split_args(body[: r.start() + 1], m.end(), 3)
         acc = _access(pid, name, kind, dir_i, path_i, args, body, p, ok, errno, ret_annot)
