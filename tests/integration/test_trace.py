@@ -150,11 +150,14 @@ def test_cli_json_lists_hostname():
     assert rows["/etc/hostname"]["kind"] == "file"
     assert rows["/etc/hostname"]["size"] == os.path.getsize("/etc/hostname")
     assert doc["exit_status"] == 0 and doc["programs"] == ["/usr/bin/cat"]
-    if doc["static_checked"]:
-        assert rows["/usr/bin/cat"]["static"] is True          # the target itself
-        assert rows["/etc/hostname"]["static"] is False         # only tracing finds it
-        t = doc["totals"]
-        assert t["static"]["paths"] + t["traced_only"]["paths"] == t["all"]["paths"]
+    assert doc["static_checked"]
+    assert rows["/usr/bin/cat"]["static"] is True              # the target itself
+    assert rows["/etc/hostname"]["static"] is False             # only tracing finds it
+    t = doc["totals"]
+    assert t["static"]["paths"] + t["traced_only"]["paths"] == t["all"]["paths"]
+    p = closure_cli("trace", "--json", "--no-static", "--", "cat", "/etc/hostname")
+    doc = json.loads(p.stdout)
+    assert not doc["static_checked"] and "static" not in doc["paths"][0] and "static" not in doc["totals"]
 
 
 def test_cli_failing_command_reports_status_and_exits_1():
