@@ -43,8 +43,11 @@ def register(app: typer.Typer) -> None:
         nss: Optional[List[str]] = ro.NssOpt,
         pycache: bool = ro.PycacheOpt,
     ) -> None:
+        from ..errors import BadInput
         from ..explain import explain as explain_path
 
+        if not path.strip():
+            raise BadInput("PATH is empty: give the image path to explain")
         if plan is not None:
             from ..audit.inventory import read_analysis
             _, closure = read_analysis(plan, f"--plan {plan}")

@@ -62,6 +62,7 @@ CASES = [
     ("explain-missing", ["explain", "{d}/nope", "/etc/passwd"], "no such file"),
     ("explain-dir", ["explain", "{plain}", "/etc/passwd"], "is a directory"),
     ("explain-garbage", ["explain", "{garbage}", "/etc/passwd"], "not an ELF file"),
+    ("explain-empty-path", ["explain", "{garbage}", " "], "PATH is empty"),
     ("explain-plan-dir", ["explain", "true", "/x", "--plan", "{plain}"], "cannot read it"),
     ("explain-plan-garbage", ["explain", "true", "/x", "--plan", "{garbage}"], "not an analysis JSON document"),
     ("explain-plan-malformed", ["explain", "true", "/x", "--plan", "{malformed}"], "malformed analysis entry"),
