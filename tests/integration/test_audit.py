@@ -178,6 +178,20 @@ def test_sbom_from_the_image_alone(images, tmp_path):
     assert {p.name for p in inv.db.packages.values()} >= set(CURL_PACKAGES)
 
 
+def test_sbom_of_targets_takes_the_analysis_options(tmp_path):
+    def files(*args):
+        doc = json.loads(run("sbom", "/usr/bin/true", "--format", "cyclonedx-json", *args).stdout)
+        return {f["name"] for c in doc["components"] for f in c.get("components", []) + [c]
+                if f["type"] == "file"}
+    full = files()
+    assert "/var/lib/dpkg/status.d/libc6" in full and "/etc/passwd" in full
+    bare = files("--no-package-records", "--no-recipes")
+    assert "/usr/bin/true" in bare and not any(p.startswith("/var/lib/dpkg") for p in bare)
+    assert "/etc/passwd" not in bare
+    p = run("sbom", "/usr/bin/true", "--root", tmp_path, check=False)       # an empty root
+    assert p.returncode == 2 and "/usr/bin/true" in p.stderr
+
+
 # -- package records ----------------------------------------------------------------------------
 
 def test_records_parse_with_our_parser_and_with_dpkg(images, tmp_path):
