@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from .collect import DEFAULT_PATH, Collector, Options
 from .errors import BadInput, NotElf, NotFound
 from .image import atomic
-from .image.config import Platform
+from .image.config import Platform, check_run_config
 from .image.extract import ExtractStats, Limits, unpacked
 from .image.read import SourceImage, open_image
 from .image.writer import BuildResult, ImageOptions, check_request, write_image
@@ -105,16 +105,14 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
     check_request(out_path, image_opts)      # a bad -o or flag fails before any work
     # SIGTERM unwinds like Ctrl-C: the temporary root and any staged output are removed.
     with atomic.sigterm_raises(), open_image(image_path, opts.ref) as source:
-        config = source.config.get("config") or {}
-        if not isinstance(config, dict):
-            raise BadInput(f"{image_path}: the image config's 'config' is not an object")
+        config = check_run_config(source.config.get("config") or {}, image_path)
         step(f"unpacking {len(source.layers)} layer{'s' if len(source.layers) != 1 else ''} "
              f"({source.compressed_size / 1e6:.1f} MB)")
         with unpacked(source, tmpdir=opts.tmpdir, keep_devices=opts.keep_devices,
                       limits=opts.limits) as (root_path, stats):
             before = inventory(root_path)
             root = Root(root_path)
-            env = image_env(config)
+            env = config_env(config)
             programs, files, notes = command_targets(root, config, env, opts.targets)
             probes = []
             traced: list[tuple[str, list[tuple[str, str]]]] = []
@@ -136,13 +134,9 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             return slimmed
 
 
-def image_env(config: dict) -> dict[str, str]:
-    env = {}
-    for item in config.get("Env") or ():
-        if isinstance(item, str):
-            key, _, value = item.partition("=")
-            env[key] = value
-    return env
+def config_env(config: dict) -> dict[str, str]:
+    """The image's Env as a dict (check_run_config made sure it holds KEY=VALUE strings)."""
+    return dict(item.split("=", 1) for item in config.get("Env") or ())
 
 
 # -- what to analyse ---------------------------------------------------------------------------
@@ -155,7 +149,7 @@ def command_targets(root: Root, config: dict, env: dict[str, str], extra: Sequen
     first word is a program as well. Raises NotFound when the main program is not there."""
     from .trace.select import is_secret
 
-    argv = [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+    argv = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
     workdir = config.get("WorkingDir") or "/"
     path = env.get("PATH", DEFAULT_PATH)
     if not argv and not extra:
@@ -273,7 +267,7 @@ def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
     c.add_includes()
     c.run()
     if config.get("User"):
-        _keep_accounts(c, str(config["User"]))
+        _keep_accounts(c, config["User"])
     c.finish()
     if owners:
         _copy_owners(c, owners)

@@ -43,8 +43,12 @@ def load_spec(path: str) -> dict:
         raise BadInput(f"spec file not found: {path}") from None
     except IsADirectoryError:
         raise BadInput(f"spec file is a directory: {path}") from None
+    except OSError as e:
+        raise BadInput(f"cannot read spec file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not valid TOML: not UTF-8 text") from None
     base = os.path.dirname(os.path.abspath(path))
     out = {}
     for key, value in doc.items():

@@ -286,7 +286,8 @@ def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture:
         else:
             from .image.extract import unpacked
             rootfs, _ = stack.enter_context(unpacked(image))
-            config = image.config.get("config") or {}
+            from .image.config import check_run_config
+            config = check_run_config(image.config.get("config") or {}, image_path)
         command = argv or tuple((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
         if not command:
             raise BadInput(f"{image_path}: no command given and the image has no Entrypoint or Cmd")

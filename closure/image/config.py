@@ -116,6 +116,33 @@ def image_env(closure_env: Mapping[str, str], extra: Sequence[str],
     return items
 
 
+# The runtime fields closure reads or carries over, and the JSON type each must have.
+_FIELD_TYPES = {"Entrypoint": "a list of strings", "Cmd": "a list of strings",
+                "Env": "a list of KEY=VALUE strings", "User": "a string", "WorkingDir": "a string",
+                "StopSignal": "a string", "Labels": "an object of strings",
+                "ExposedPorts": "an object", "Volumes": "an object"}
+
+
+def _has_type(value, want: str) -> bool:
+    if want.startswith("a list"):
+        return isinstance(value, list) and all(
+            isinstance(v, str) and ("=" in v or "KEY" not in want) for v in value)
+    if want == "an object of strings":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, dict if want == "an object" else str)
+
+
+def check_run_config(config, what: str) -> dict:
+    """An image's runtime config (the "config" object) whose fields have the types the
+    image spec gives them (null counts as absent): else BadInput naming the field."""
+    if not isinstance(config, dict):
+        raise BadInput(f"{what}: the image config's 'config' is not an object")
+    for key, want in _FIELD_TYPES.items():
+        if config.get(key) is not None and not _has_type(config[key], want):
+            raise BadInput(f"{what}: the image config's {key} is not {want}: {config[key]!r:.80}")
+    return config
+
+
 def run_config(*, base: Mapping | None, closure_env: Mapping[str, str], env: Sequence[str],
                entrypoint: Sequence[str] | None, cmd: Sequence[str] | None, user: str | None,
                workdir: str | None, labels: Mapping[str, str]) -> dict:

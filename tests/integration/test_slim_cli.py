@@ -74,12 +74,14 @@ def test_hostile_image_exit_2_and_nothing_outside(tmp_path, case):
     (["nocmd.tar"], "no Entrypoint or Cmd"),
     (["missing-prog.tar"], "not in the image"),
     (["two.tar:a:1", "--max-unpacked", "lots"], "--max-unpacked"),
+    (["badcfg.tar"], "Entrypoint is not a list of strings"),
 ])
 def test_bad_input_exit_2(tmp_path, args, match):
     (tmp_path / "junk.tar").write_bytes(b"junk" * 300)
     layer = tar_of([d("bin"), f("bin/app", b"#!/bin/sh\n", 0o755)])
     write_oci(tmp_path / "nocmd.tar", [layer])
     write_oci(tmp_path / "missing-prog.tar", [layer], cmd=["prog"])
+    write_oci(tmp_path / "badcfg.tar", [layer], entrypoint="/bin/app")
     two = tmp_path / "two.tar"
     with tarfile.open(two, "w") as t:        # two images in one OCI archive
         a = write_oci(tmp_path / "a", [layer], ref="a:1", archive=False, cmd=["/bin/app"])

@@ -69,6 +69,19 @@ def test_env_over_a_base_keeps_it_as_it_is():
     assert image_env({}, [], []) == []
 
 
+def test_run_config_types_checked():
+    from closure.image.config import check_run_config
+    good = {"Entrypoint": ["/app"], "Cmd": None, "Env": ["A=1"], "User": "app", "Labels": {"a": "b"},
+            "ExposedPorts": {"80/tcp": {}}, "Healthcheck": {"Test": ["NONE"]}}
+    assert check_run_config(good, "img") is good
+    for key, value in (("Entrypoint", "/app"), ("Cmd", [1]), ("Env", ["NOVALUE"]), ("User", 0),
+                       ("WorkingDir", ["/"]), ("Labels", {"a": 1}), ("Volumes", ["/data"])):
+        with pytest.raises(BadInput, match=f"img: the image config's {key} is not"):
+            check_run_config({**good, key: value}, "img")
+    with pytest.raises(BadInput, match="not an object"):
+        check_run_config([], "img")
+
+
 @pytest.mark.parametrize("bad", ["NOEQUALS", "=value"])
 def test_env_needs_key_value(bad):
     with pytest.raises(BadInput):

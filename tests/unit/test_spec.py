@@ -85,6 +85,13 @@ def test_missing_spec(tmp_path):
         load_spec(str(tmp_path / "nope.toml"))
 
 
+def test_binary_spec_is_bad_input(tmp_path):
+    path = tmp_path / "closure.toml"
+    path.write_bytes(b"targets = '\xff\xfe'\n")
+    with pytest.raises(BadInput, match="not UTF-8"):
+        load_spec(str(path))
+
+
 def test_every_key_is_a_build_option():
     import typer.main
     from closure.cli.app import app
