@@ -20,7 +20,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback(invoke_without_command=True)
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
@@ -45,6 +44,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="closure: %(levelname)s: %(message)s")
     try:
         rc = app(standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C inside a command into a silent 130
+            typer.echo("closure: interrupted", err=True)
         sys.exit(rc if isinstance(rc, int) else 0)
     except ClosureError as e:
         typer.echo(f"closure: error: {e}", err=True)

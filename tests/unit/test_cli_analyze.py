@@ -91,3 +91,15 @@ def test_strict_fails_on_missing(tmp_path):
 def test_usage_error_is_one_line():
     p = run("analyze", "--no-such-flag", "/usr/bin/true")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_is_one_line():
+    """Ctrl-C while the analysis runs: one line, exit 130, nothing on stdout."""
+    code = ("import sys, closure.collect as c; from closure.cli import app\n"
+            "def interrupted(*a, **k): raise KeyboardInterrupt\n"
+            "c.collect = interrupted\n"
+            "sys.argv = ['closure', 'analyze', '/usr/bin/true', '--json']\n"
+            "app.main()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 130 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == ["closure: interrupted"]
