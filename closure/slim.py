@@ -103,6 +103,10 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
     `progress` hears how far writing the layer is, as write_image tells it."""
     step = step or (lambda _msg: None)
     check_request(out_path, image_opts)      # a bad -o or flag fails before any work
+    if any(not probe.strip() for probe in opts.probes):
+        raise BadInput("--probe: empty command: give a shell command that runs the program")
+    if opts.tmpdir is not None and not os.path.isdir(opts.tmpdir):
+        raise BadInput(f"--tmpdir {opts.tmpdir}: no such directory")
     # SIGTERM unwinds like Ctrl-C: the temporary root and any staged output are removed.
     with atomic.sigterm_raises(), open_image(image_path, opts.ref) as source:
         config = check_run_config(source.config.get("config") or {}, image_path)

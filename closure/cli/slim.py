@@ -89,9 +89,9 @@ def register(app: typer.Typer) -> None:
         gconv: Optional[List[str]] = ro.GconvOpt,
         nss: Optional[List[str]] = ro.NssOpt,
     ) -> None:
+        from ..audit.output import check_file_destination, write_file
         from ..errors import BadInput
         from ..image import ImageOptions
-        from ..image.atomic import staging
         from ..image.extract import Limits
         from ..image.reference import parse_reference
         from ..slim import SlimOptions, slim as run_slim, summary
@@ -101,8 +101,8 @@ def register(app: typer.Typer) -> None:
         name, out_tag = parse_reference(tag) if tag else (None, "latest")
         image_opts = ImageOptions(format=format, compression=compression, level=level, name=name,
                                   tag=out_tag, keep_setuid=keep_setuid, force=force)
-        if report is not None and not os.path.isdir(os.path.dirname(os.path.abspath(report))):
-            raise BadInput(f"--report {report}: its directory does not exist")
+        if report is not None:
+            check_file_destination(report)    # before the work, not after it
         total = parse_size(max_unpacked)
         if total <= 0:
             raise BadInput("--max-unpacked must be more than 0")
@@ -123,11 +123,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"closure: warning: {w}", err=True)
         doc = json.dumps(result.report, indent=2, sort_keys=True) + "\n"
         if report is not None:
-            with staging(report) as stage:
-                tmp = os.path.join(stage, "report.json")
-                with open(tmp, "w") as f:
-                    f.write(doc)
-                os.replace(tmp, report)
+            write_file(report, doc.encode())
         if as_json:
             typer.echo(doc, nl=False)
         else:

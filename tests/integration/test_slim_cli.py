@@ -75,6 +75,10 @@ def test_hostile_image_exit_2_and_nothing_outside(tmp_path, case):
     (["missing-prog.tar"], "not in the image"),
     (["two.tar:a:1", "--max-unpacked", "lots"], "--max-unpacked"),
     (["badcfg.tar"], "Entrypoint is not a list of strings"),
+    (["two.tar:a:1", "--report", "/"], "output is a directory"),            # before the work
+    (["two.tar:a:1", "--report", "/proc/closure-report.json"], "cannot write"),
+    (["two.tar:a:1", "--tmpdir", "/no/such/dir"], "--tmpdir /no/such/dir: no such directory"),
+    (["two.tar:a:1", "--probe", " "], "--probe: empty command"),
 ])
 def test_bad_input_exit_2(tmp_path, args, match):
     (tmp_path / "junk.tar").write_bytes(b"junk" * 300)
