@@ -43,6 +43,8 @@ def load_dir(directory: Path, builtin: bool) -> dict[str, Recipe]:
                 data = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise RecipeError(f"{path}: invalid TOML: {e}") from None
+        except UnicodeDecodeError:
+            raise RecipeError(f"{path}: invalid TOML: not UTF-8 text") from None
         except OSError as e:
             raise RecipeError(f"{path}: cannot read: {e.strerror}") from None
         out[name] = parse_recipe(name, data, str(path), builtin=builtin, probe_check=check_call)

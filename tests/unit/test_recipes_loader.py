@@ -48,6 +48,12 @@ def test_user_templates_override_builtin_templates_by_name(tmp_path):
     assert "localhost" in RecipeSet.load().renderer.template("hosts.j2", {}, "t")
 
 
+def test_recipe_file_that_is_not_utf8_is_bad_input(tmp_path):
+    (tmp_path / "x.toml").write_bytes(b'description = "\xff\xfe"\n')
+    with pytest.raises(RecipeError, match=r"x.toml: invalid TOML: not UTF-8"):
+        RecipeSet.load([tmp_path])
+
+
 def test_missing_user_dir_and_unknown_name_are_bad_input(tmp_path):
     with pytest.raises(RecipeError, match="not a directory"):
         RecipeSet.load([tmp_path / "nope"])
