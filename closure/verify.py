@@ -23,7 +23,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import BadInput, JobFailed, NoRuntime
+from .errors import BadInput, ClosureError, JobFailed, NoRuntime
+from .root import Root
 
 log = logging.getLogger(__name__)
 
@@ -259,15 +260,15 @@ def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
     uid = gid = None
     if name.isdigit():
         uid = name
-    try:
-        with open(os.path.join(rootfs, "etc", "passwd")) as f:
-            for line in f:
-                fields = line.strip().split(":")
-                if len(fields) >= 4 and (fields[0] == name or fields[2] == name):
-                    uid, gid = fields[2], fields[3]
-                    break
-    except OSError:
-        pass
+    try:   # read through the Root: the image's own /etc/passwd, even behind an absolute link
+        passwd = Root(rootfs).read_bytes("/etc/passwd").decode("utf-8", "replace")
+    except (ClosureError, OSError):
+        passwd = ""
+    for line in passwd.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) >= 4 and (fields[0] == name or fields[2] == name):
+            uid, gid = fields[2], fields[3]
+            break
     if uid is None:
         return None
     if group:
