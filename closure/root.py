@@ -96,8 +96,8 @@ class Root:
             pass
         try:
             st = os.lstat(self.host(ipath))
-        except (FileNotFoundError, NotADirectoryError):
-            st = None
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            st = None   # ValueError: a NUL byte (from a config file, a recipe) names nothing
         except OSError as e:
             raise BadInput(f"cannot stat {ipath}: {e.strerror}") from None
         self._lstat[ipath] = st

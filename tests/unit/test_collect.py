@@ -110,6 +110,16 @@ def test_symlink_escaping_with_dotdot_stays_in_root(tmp_path):
     assert r.read_bytes("/a/up/hostname") == b"inside\n"
 
 
+def test_garbage_loader_config_in_a_root_is_no_traceback(tmp_path):
+    """Random bytes as ld.so.cache and as an included ld.so.conf (NUL bytes in its dirs)."""
+    root = make_foreign_root(tmp_path)
+    (root / "etc/ld.so.cache").write_bytes(os.urandom(4096))
+    (root / "etc/ld.so.conf.d/z.conf").write_bytes(b"/opt/\0bad\n" + os.urandom(2048))
+    assert Root(str(root)).lstat("/opt/\0bad") is None
+    c = collect(["/usr/bin/app"], Options(root=Root(str(root)), recipes=False))
+    assert c.missing == [] and "/opt/libs/liba.so.1" in c.entries
+
+
 @pytest.mark.skipif(shutil.which("ldconfig") is None and not os.path.exists("/sbin/ldconfig"),
                     reason="needs ldconfig")
 def test_cache_of_a_foreign_root_is_read_and_kept_when_needed(tmp_path):
