@@ -333,10 +333,7 @@ def collect(targets: list[str], opts: Options | None = None) -> Closure:
 
 
 def _load_recipes(opts: Options):
-    try:
-        from .recipes import RecipeSet
-    except ImportError:  # recipes not available in this build
-        return None
+    from .recipes import RecipeSet
     return RecipeSet.load(opts.recipe_dirs)
 
 

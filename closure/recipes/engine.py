@@ -126,29 +126,18 @@ class RecipeSet:
 
 
 class _State:
-    """What one collector's rounds share: hits already applied, ELF facts read."""
+    """What one collector's rounds share: hits already applied, and its loader's ELF reads."""
 
     def __init__(self, collector):
         self.done: set[tuple] = set()
-        self.root: Root = collector.root
-        loader = getattr(collector, "loader", None)
-        self._loader_elf = getattr(loader, "elf", None)
-        self._elf: dict[str, Any] = {}
+        self._loader = collector.loader
 
     def elf(self, real: str):
-        if real in self._elf:
-            return self._elf[real]
-        info = None
+        """ElfInfo of a resolved path, None when it is no ELF (the loader caches both)."""
         try:
-            if self._loader_elf is not None:
-                info = self._loader_elf(real)
-            else:
-                from ..elf.reader import read_elf
-                info = read_elf(self.root, real)
-        except (NotElf, OSError):
-            info = None
-        self._elf[real] = info
-        return info
+            return self._loader.elf(real)
+        except NotElf:
+            return None
 
 
 class _Index:
@@ -364,11 +353,8 @@ class _Run:
         # No bundle in the root (ca-certificates not installed): the extra CAs alone, at the
         # end of the link chain that exists, its links kept.
         links, final = _resolve_partial(self.root, p)
-        add_symlink = getattr(self.c, "add_symlink", None)
-        if links and add_symlink is None:
-            links, final = [], p
         for link, target in links:
-            add_symlink(link, target, self.reason)
+            self.c.add_symlink(link, target, self.reason)
         self.c.add_generated(final, extra, 0o644, self.reason)
 
     def _missing(self, p: str) -> None:
