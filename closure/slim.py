@@ -34,9 +34,9 @@ REPORT_SCHEMA = "closure.slim/1"
 LABEL_DIGEST = "org.closure.source.digest"       # manifest digest, else config digest
 LABEL_IMAGE_ID = "org.closure.source.image-id"   # config digest
 LABEL_REF = "org.closure.source.ref"
-# Config keys carried over from the source as they are; Env and Labels are merged.
+# Config keys carried over from the source (write_image adds to its Env and Labels).
 KEPT_CONFIG = ("User", "ExposedPorts", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
-               "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped")
+               "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped", "Env", "Labels")
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox"})
 PROBE_SCRATCH = ("/var/tmp",)          # scratch space, besides the trace's own drops
 TOP_DIR_DEPTH = 3
@@ -131,7 +131,7 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
             step(f"writing {out_path}")
-            result = write_image(closure, root, out_path, slim_image_options(source, image_opts),
+            result = write_image(closure, root, out_path, slim_image_options(source, config, image_opts),
                                  progress=progress)
             slimmed = SlimResult(source, stats, before, closure, result, probes, list(closure.targets))
             slimmed.report = build_report(slimmed)
@@ -340,17 +340,16 @@ def inventory(root_path: str) -> Inventory:
 
 # -- writing -----------------------------------------------------------------------------------
 
-def slim_image_options(source: SourceImage, opts: ImageOptions) -> ImageOptions:
-    """The output keeps the source's config (KEPT_CONFIG, Env, Labels) and platform, gains
+def slim_image_options(source: SourceImage, config: dict, opts: ImageOptions) -> ImageOptions:
+    """The output keeps the source's config (its KEPT_CONFIG keys) and platform, gains
     labels naming the source, and is named NAME:TAG-slim after it unless named."""
-    src = source.config.get("config") or {}
     labels = {LABEL_DIGEST: source.digest, LABEL_IMAGE_ID: source.config_digest}
     if source.reference:
         labels[LABEL_REF] = source.reference
     name, tag = (opts.name, opts.tag) if opts.name else default_reference(source)
     return dataclasses.replace(
         opts, name=name, tag=tag, labels={**labels, **opts.labels},
-        base_config={k: src[k] for k in KEPT_CONFIG + ("Env", "Labels") if k in src},
+        base_config={k: config[k] for k in KEPT_CONFIG if k in config},
         platform=declared_platform(source),
         created_by=f"closure slim {source.reference or source.digest}")
 
