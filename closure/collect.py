@@ -98,22 +98,15 @@ class Collector:
         top = self.add_path(ipath, reason)
         if top is None or not self.root.is_dir(top):
             return top
-        stack = [top]
-        while stack:
-            d = stack.pop()
-            for name in self.root.listdir(d):
-                p = posixpath.join(d, name)
-                st = self.root.lstat(p)
-                if st is None:
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    self._add(Entry(p, "symlink", mode=0o777, target=self.root.readlink(p)),
-                              Reason("parent", by=top))
-                elif stat.S_ISDIR(st.st_mode):
-                    self._add(Entry(p, "dir", mode=stat.S_IMODE(st.st_mode)), Reason("parent", by=top))
-                    stack.append(p)
-                elif stat.S_ISREG(st.st_mode):
-                    self.add_path(p, Reason("parent", by=top))
+        why = Reason("parent", by=top)
+        for p in self.root.tree(top):
+            st = self.root.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                self._add(Entry(p, "symlink", mode=0o777, target=self.root.readlink(p)), why)
+            elif stat.S_ISDIR(st.st_mode):
+                self._add(Entry(p, "dir", mode=stat.S_IMODE(st.st_mode)), why)
+            elif stat.S_ISREG(st.st_mode):
+                self.add_path(p, why)
         return top
 
     def add_generated(self, ipath: str, content: bytes, mode: int, reason: Reason) -> None:

@@ -189,6 +189,26 @@ class Root:
         except (NotFound, OSError):
             return []
 
+    def tree(self, top: str, skip=None) -> list[str]:
+        """Every path below the resolved directory `top` (not top itself), sorted. Links are
+        listed, never descended into; `skip(rel)`, rel being the path below top, leaves a
+        path and everything under it out."""
+        out = []
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            for name in self.listdir(d):
+                p = posixpath.join(d, name)
+                if skip is not None and skip(p[len(top):].lstrip("/")):
+                    continue
+                st = self.lstat(p)
+                if st is None:
+                    continue
+                out.append(p)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(p)
+        return sorted(out)
+
     def to_image_path(self, host_path: str) -> str:
         """Map a host path under this root back to an image path."""
         host_path = os.path.abspath(host_path)

@@ -318,7 +318,7 @@ class _Run:
             self._missing(top)
             return
         self.c.add_path(top, self.reason)
-        for p in walk.tree(self.root, res.path, self.a.exclude):
+        for p in self.root.tree(res.path, lambda rel: walk.excluded(rel, self.a.exclude)):
             # add_path follows links (a link's target joins too); a dangling one is skipped.
             self.c.add_path(p, self.reason)
 

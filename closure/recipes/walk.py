@@ -1,9 +1,8 @@
-"""Globs and directory walks inside a Root, sorted, for the glob and tree actions."""
+"""Globs inside a Root, sorted, and the exclude patterns of the glob and tree actions."""
 from __future__ import annotations
 
 import fnmatch
 import posixpath
-import stat
 
 from ..root import Root, normpath
 
@@ -44,23 +43,3 @@ def excluded(rel: str, patterns: tuple[str, ...]) -> bool:
             return True
     return False
 
-
-def tree(root: Root, top: str, exclude: tuple[str, ...] = ()) -> list[str]:
-    """Every path below the resolved directory `top` (not top itself), sorted, skipping
-    excluded names and everything under them. Links are listed, never descended into."""
-    out = []
-    stack = [top]
-    while stack:
-        d = stack.pop()
-        for name in root.listdir(d):
-            p = posixpath.join(d, name)
-            rel = p[len(top):].lstrip("/")
-            if excluded(rel, exclude):
-                continue
-            st = root.lstat(p)
-            if st is None:
-                continue
-            out.append(p)
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(p)
-    return sorted(out)

@@ -110,6 +110,20 @@ def test_symlink_escaping_with_dotdot_stays_in_root(tmp_path):
     assert r.read_bytes("/a/up/hostname") == b"inside\n"
 
 
+def test_include_of_a_directory_takes_the_tree_links_kept(tmp_path):
+    root = make_foreign_root(tmp_path)
+    (root / "opt/data/sub").mkdir(parents=True)
+    (root / "opt/data/sub/a.txt").write_text("a")
+    (root / "opt/data/link").symlink_to("/nowhere")           # dangling: kept as a link
+    c = collect(["/usr/bin/app"], Options(root=Root(str(root)), recipes=False,
+                                          includes=(("/opt/data", "/opt/data"),)))
+    e = c.entries
+    assert e["/opt/data"].type == "dir" and e["/opt/data/sub"].type == "dir"
+    assert e["/opt/data/sub/a.txt"].type == "file" and e["/opt/data/link"].target == "/nowhere"
+    assert {"kind": "parent", "by": "/opt/data"} in reasons(c, "/opt/data/sub/a.txt")
+    assert "/nowhere" not in e
+
+
 def test_garbage_loader_config_in_a_root_is_no_traceback(tmp_path):
     """Random bytes as ld.so.cache and as an included ld.so.conf (NUL bytes in its dirs)."""
     root = make_foreign_root(tmp_path)
