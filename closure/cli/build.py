@@ -35,8 +35,11 @@ layout; '*.tar' gives one archive that podman/skopeo read as OCI and docker as d
 SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same digest.
 """
 
-# The CLI flags a spec may also set, with the value meaning "not given on the command line".
-_UNSET = (None, False, [])
+
+def _given(value) -> bool:
+    """Typed on the command line? typer says "not given" with None, False or [] (by
+    identity: `--level 0` is given, though 0 == False)."""
+    return not (value is None or value is False or value == [])
 
 
 def register(app: typer.Typer) -> None:
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
         verify: Optional[str] = typer.Option(None, "--verify", metavar="CMD", help="Run CMD in the built image (podman, else bubblewrap); fail if it fails."),
         as_json: bool = typer.Option(False, "--json", help="Print the build summary as one JSON document."),
     ) -> None:
-        given = {k: v for k, v in locals().items() if k not in ("spec", "as_json") and v not in _UNSET}
+        given = {k: v for k, v in locals().items() if k not in ("spec", "as_json") and _given(v)}
         values = {}
         if spec is not None:
             from ..spec import load_spec

@@ -182,6 +182,14 @@ def test_build_with_verify(tmp_path):
     assert bad.returncode == 1 and (tmp_path / "bad/index.json").exists()
 
 
+def test_level_zero_is_given(tmp_path):
+    spec = tmp_path / "closure.toml"
+    spec.write_text('targets = "/usr/bin/true"\noutput = "t.tar"\nlevel = 5\nno-recipes = true\n')
+    p = closure("build", "-f", str(spec), "--level", "0", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["level"] == 0, "the command line's 0 overrides the spec's 5"
+
+
 def test_spec_file_and_overrides(tmp_path):
     spec = REPO / "sample_images/curl/closure.toml"
     p = closure("build", "-f", str(spec), "--json", cwd=tmp_path)
