@@ -6,11 +6,12 @@ from .model import Closure, Entry, Reason
 
 
 def human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return f"{n} B"
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
 
 
 def describe(reason: Reason) -> str:
@@ -76,14 +77,13 @@ def tree(result: LoadResult) -> str:
     for e in result.edges:
         children.setdefault(e.by, []).append(e)
     expanded = {main.spelled}
-    real_of = {o.spelled: o for o in result.objects}
 
     def walk(by: str, depth: int) -> None:
         for e in children.get(by, []):
             target = e.path or "not found"
             lines.append(f"{'    ' * depth}{e.name} => {target}")
             obj = next((o for o in result.objects if e.name in o.names), None)
-            if obj is not None and obj.spelled not in expanded and obj.spelled in real_of:
+            if obj is not None and obj.spelled not in expanded:
                 expanded.add(obj.spelled)
                 walk(obj.spelled, depth + 1)
 

@@ -162,18 +162,12 @@ class Root:
 
     def is_file(self, ipath: str) -> bool:
         """True when ipath resolves to a regular file (links followed inside the root)."""
-        r = self.try_resolve(ipath)
-        if r is None:
-            return False
-        st = self.lstat(r.path)
-        return st is not None and stat.S_ISREG(st.st_mode)
+        r = self.try_resolve(ipath)   # a resolved path exists: its lstat is known
+        return r is not None and stat.S_ISREG(self.lstat(r.path).st_mode)
 
     def is_dir(self, ipath: str) -> bool:
         r = self.try_resolve(ipath)
-        if r is None:
-            return False
-        st = self.lstat(r.path)
-        return st is not None and stat.S_ISDIR(st.st_mode)
+        return r is not None and stat.S_ISDIR(self.lstat(r.path).st_mode)
 
     def open(self, ipath: str):
         """Open a resolved image path for binary reading."""
