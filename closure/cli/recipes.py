@@ -58,21 +58,23 @@ def register(app: typer.Typer) -> None:
         rs.check()   # template syntax and missing templates are input errors (exit 2)
         if as_json:
             doc = r.to_json()
-            doc["overrides"] = builtin[name].source if not r.builtin and name in builtin else None
+            doc["overrides"] = builtin[name] if not r.builtin and name in builtin else None
             typer.echo(json.dumps(doc, indent=2, sort_keys=True))
             return
         typer.echo(f"# recipe {r.name}: {r.description}")
         typer.echo(f"# from {r.source}")
         if not r.builtin and name in builtin:
-            typer.echo(f"# overrides the built-in {builtin[name].source}")
+            typer.echo(f"# overrides the built-in {builtin[name]}")
         typer.echo(Path(r.source).read_text(encoding="utf-8").rstrip("\n"))
 
 
 def _load(recipe_dirs):
+    """The recipes a build would use, and the built-in recipe files by name (to say which
+    user recipe overrides one)."""
     from ..recipes import RecipeSet
-    from ..recipes.loader import builtin_dir, load_dir
+    from ..recipes.loader import builtin_dir
     rs = RecipeSet.load(tuple(recipe_dirs or ()))
-    return rs, load_dir(builtin_dir(), True)
+    return rs, {p.stem: str(p) for p in builtin_dir().glob("*.toml")}
 
 
 def _origin(r, builtin) -> str:
@@ -96,5 +98,5 @@ def _trigger_text(r) -> str:
 
 def _summary(r, builtin) -> dict:
     return {"name": r.name, "source": r.source, "builtin": r.builtin,
-            "overrides": builtin[r.name].source if not r.builtin and r.name in builtin else None,
+            "overrides": builtin[r.name] if not r.builtin and r.name in builtin else None,
             "description": r.description, "trigger": r.trigger.to_json()}

@@ -41,6 +41,7 @@ _EXTRA = {
     "env": set(),
     "warn": set(),
 }
+_ACTION_KEYS = set(ACTION_KINDS) | _COMMON | set().union(*_EXTRA.values())
 TOP_KEYS = ("description", "trigger", "probes", "add")
 TRIGGER_KEYS = ("sonames", "paths", "programs", "interpreters", "always")
 # Names the engine puts in every template context; probes may not shadow them.
@@ -217,14 +218,13 @@ def _action(err: _Errors, index: int, a: dict) -> Action:
     where = f"add[{index}]"
     kinds = [k for k in ACTION_KINDS if k in a]
     if len(kinds) != 1:
-        _only(err, where, a, set(ACTION_KINDS) | _COMMON | set().union(*_EXTRA.values()))
+        _only(err, where, a, _ACTION_KEYS)
         err.fail(where, f"needs exactly one of {', '.join(ACTION_KINDS)} (has {', '.join(kinds) or 'none'})")
     kind = kinds[0]
     allowed = {kind} | _COMMON | _EXTRA[kind]
     for key in sorted(a):
         if key not in allowed:
-            known = set(ACTION_KINDS) | _COMMON | set().union(*_EXTRA.values())
-            if key in known:
+            if key in _ACTION_KEYS:
                 err.fail(f"{where}.{key}", f"does not go with '{kind}'")
             _only(err, where, {key: None}, sorted(allowed))
     raw = a[kind]
