@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tls import TestCA, make_ca
+
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -224,19 +226,6 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def make_ca(dest: Path) -> None:
-    """A test CA and a certificate for localhost / 127.0.0.1 signed by it."""
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=dest)
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "30", "-subj", "/CN=closure test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=localhost")
-    (dest / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "30", "-extfile", "ext.cnf")
-
-
 APP = b'''import json, os, sqlite3, sys
 db = sqlite3.connect(":memory:")
 db.execute("create table t (x)")
@@ -278,12 +267,12 @@ def build_debian_images(day_dir: Path) -> dict:
         if p.returncode != 0:
             pytest.skip(f"debootstrap failed (mirror unreachable?): {p.stdout[-300:]} {p.stderr[-300:]}")
         _strip_apt_caches(root)
-        make_ca(day_dir)
-        shutil.copy(day_dir / "ca.pem", root / "usr/local/share/ca-certificates/closure-test-ca.crt")
+        ca = make_ca(day_dir)
+        shutil.copy(ca.ca_cert, root / "usr/local/share/ca-certificates/closure-test-ca.crt")
         u = subprocess.run(["chroot", str(root), "update-ca-certificates"], capture_output=True, text=True)
         if u.returncode != 0:   # append by hand: the bundle is what OpenSSL reads
             with open(root / "etc/ssl/certs/ca-certificates.crt", "ab") as fh:
-                fh.write((day_dir / "ca.pem").read_bytes())
+                fh.write(ca.ca_cert.read_bytes())
         with open(root / "etc/passwd", "a") as fh:
             fh.write("app:x:1000:1000:app:/app:/usr/sbin/nologin\n")
         with open(root / "etc/group", "a") as fh:
@@ -310,8 +299,9 @@ def build_debian_images(day_dir: Path) -> dict:
 
 
 def debian_paths(day_dir: Path) -> dict:
+    """The images, and the test CA (a tests.tls.TestCA) their trust stores hold."""
     return {"curl": day_dir / "debian-curl.tar", "python": day_dir / "debian-python.tar",
-            "ca": day_dir / "ca.pem", "cert": day_dir / "server.pem", "key": day_dir / "server.key"}
+            "ca": TestCA(day_dir / "ca.pem", day_dir / "server.pem", day_dir / "server.key")}   # make_ca's names
 
 
 @pytest.fixture(scope="session")
@@ -325,7 +315,8 @@ def debian_images() -> dict:
     day_dir = CACHE / f"{datetime.date.today().isoformat()}-v{FIXTURE_VERSION}"
     with _locked(CACHE / "debian.lock"):
         paths = debian_paths(day_dir)
-        if not all(p.exists() for p in paths.values()):
+        ca = paths["ca"]
+        if not all(p.exists() for p in (paths["curl"], paths["python"], ca.ca_cert, ca.cert, ca.key)):
             paths = build_debian_images(day_dir)
         for old in CACHE.iterdir():   # earlier days' images
             if old.is_dir() and old != day_dir and re.fullmatch(r"\d{4}-\d\d-\d\d(-v\d+)?", old.name):
@@ -395,36 +386,6 @@ def musl_image(tmp: Path, **kw) -> Path:
 
 
 # -- running things -------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def https_server(cert: Path, key: Path, body: bytes = b"hello over TLS\n"):
-    """An HTTPS server on 127.0.0.1 (a thread); yields its port."""
-    import http.server
-    import ssl
-    import threading
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(cert), str(key))
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_address[1]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
 
 @contextlib.contextmanager
 def loaded(image_tar: Path):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from closure.image.validate import validate
-from tests.slim_images import PODMAN, debian_images, https_server, loaded, podman_run  # noqa: F401
+from tests.slim_images import PODMAN, debian_images, loaded, podman_run  # noqa: F401
+from tests.tls import BODY, https_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.podman, pytest.mark.strace]
 
@@ -37,7 +38,7 @@ def fast_tmpdir() -> list[str]:
 
 def test_debian_curl_slimmed_runs_version_and_https(tmp_path, debian_images):
     out, report = tmp_path / "curl-slim.tar", tmp_path / "report.json"
-    with https_server(debian_images["cert"], debian_images["key"]) as port:
+    with https_server(debian_images["ca"], timeout=600) as port:
         url = f"https://localhost:{port}/"
         p = closure("slim", debian_images["curl"], "-o", out, "--report", report,
                     "--probe", f"curl --version && curl -sS {url}", "--probe-network", *fast_tmpdir())
@@ -71,7 +72,7 @@ def test_debian_curl_slimmed_runs_version_and_https(tmp_path, debian_images):
             assert version.stdout.startswith("curl 7.88") and "OpenSSL" in version.stdout
             fetched = podman_run(name, "-sS", url, network="host")
             assert fetched.returncode == 0, fetched.stderr
-            assert fetched.stdout == "hello over TLS\n"
+            assert fetched.stdout == BODY.decode()
             untrusted = podman_run(name, "-sS", "--capath", "/nonexistent", "--cacert", "/dev/null",
                                    url, network="host")
             assert untrusted.returncode != 0, "certificates are verified: the fetch above trusted the CA bundle"
