@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .elf.ldso import Loaded, Loader
 from .elf.reader import ELF_MAGIC, is_elf
-from .errors import BadInput, NotElf, NotFound
+from .errors import BadInput, NotElf, NotFound, SymlinkLoop
 from .model import Closure, Entry, Missing, Reason, excluded
 from .root import Root, normpath
 
@@ -65,10 +65,10 @@ class Collector:
     def add_path(self, ipath: str, reason: Reason, walk: bool = True) -> str | None:
         """Add ipath as the loader or program spells it: every symlink met on the way (dir
         links too), then what it finally is. ELF files are queued for walking. Returns the
-        resolved path, or None when it does not exist in the root."""
+        resolved path, or None when it leads nowhere in the root (missing, a link loop)."""
         try:
             res = self.root.resolve(ipath)
-        except NotFound:
+        except (NotFound, SymlinkLoop):
             return None
         prev = ipath
         for link, target in res.links:

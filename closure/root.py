@@ -139,6 +139,14 @@ class Root:
         final = self._walk(spelled, links, ipath)
         return Resolved(final, spelled, tuple(links))
 
+    def follow(self, ipath: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Where ipath leads, its links followed as far as they exist and the rest taken
+        as spelled (to write a file where a dangling link points), and the links met.
+        Raises SymlinkLoop, and NotFound when a file stands where a directory must be."""
+        links: list[tuple[str, str]] = []
+        final = walk_links(normpath(ipath), self._kind, links=links, missing_ok=True)
+        return final, tuple(links)
+
     def _walk(self, ipath: str, links: list, asked: str) -> str:
         return walk_links(ipath, self._kind, links=links, asked=asked)
 
@@ -151,9 +159,10 @@ class Root:
         return ("dir" if stat.S_ISDIR(st.st_mode) else "file"), None
 
     def try_resolve(self, ipath: str) -> Resolved | None:
+        """None when ipath leads nowhere: missing, or a symlink loop."""
         try:
             return self.resolve(ipath)
-        except NotFound:
+        except (NotFound, SymlinkLoop):
             return None
 
     def exists(self, ipath: str) -> bool:
@@ -180,7 +189,7 @@ class Root:
     def listdir(self, ipath: str) -> list[str]:
         try:
             return sorted(os.listdir(self.host(self.resolve(ipath).path)))
-        except (NotFound, OSError):
+        except (NotFound, SymlinkLoop, OSError):
             return []
 
     def tree(self, top: str, skip=None) -> list[str]:

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClosureError, NotElf
+from ..errors import ClosureError, NotElf, NotFound, SymlinkLoop
 from ..model import Closure, Reason
 from ..root import Root, normpath
 from . import walk
@@ -352,7 +352,11 @@ class _Run:
             return
         # No bundle in the root (ca-certificates not installed): the extra CAs alone, at the
         # end of the link chain that exists, its links kept.
-        links, final = _resolve_partial(self.root, p)
+        try:
+            final, links = self.root.follow(p)
+        except (NotFound, SymlinkLoop):
+            self._missing(p)
+            return
         for link, target in links:
             self.c.add_symlink(link, target, self.reason)
         self.c.add_generated(final, extra, 0o644, self.reason)
@@ -365,28 +369,3 @@ class _Run:
         if msg not in self.closure.warnings:
             self.closure.warnings.append(msg)
 
-
-def _resolve_partial(root: Root, ipath: str) -> tuple[list[tuple[str, str]], str]:
-    """Follow links along ipath as far as they exist: (links met, the path where the chain
-    ends), for writing a file where a dangling link points."""
-    links: list[tuple[str, str]] = []
-    parts = [x for x in normpath(ipath).split("/") if x][::-1]
-    cur = "/"
-    for _ in range(40):
-        if not parts:
-            break
-        name = parts.pop()
-        cand = posixpath.join(cur, name) if name != ".." else posixpath.dirname(cur)
-        st = root.lstat(cand)
-        if st is not None and stat.S_ISLNK(st.st_mode):
-            target = root.readlink(cand)
-            links.append((cand, target))
-            if target.startswith("/"):
-                cur = "/"
-            parts.extend([x for x in target.split("/") if x][::-1])
-            continue
-        cur = cand
-        if st is None:
-            cur = posixpath.join(cur, *parts[::-1]) if parts else cur
-            break
-    return links, normpath(cur)

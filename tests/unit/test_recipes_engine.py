@@ -278,8 +278,10 @@ ca_bundle = true
 """
 
 
-def user_collector(tmp_path, recipe_text=RECIPE, vars=None):
+def user_collector(tmp_path, recipe_text=RECIPE, vars=None, prepare=None):
     root = fake_root(tmp_path)
+    if prepare is not None:
+        prepare(root)
     rdir = tmp_path / "recipes"
     rdir.mkdir()
     (rdir / "app.toml").write_text(textwrap.dedent(recipe_text))
@@ -367,3 +369,13 @@ def test_ca_bundle_on_a_directory_is_left_alone(tmp_path, test_ca):
     e = c.closure.entries["/usr/lib/app/plugins"]
     assert e.type == "dir" and e.content is None
     assert any("is a directory; --ca-cert not added" in w for w in c.closure.warnings)
+
+
+def test_ca_bundle_behind_a_link_loop_is_a_warning(tmp_path, test_ca):
+    def loop(root):
+        os.symlink("b.pem", root / "etc/app/a.pem")
+        os.symlink("a.pem", root / "etc/app/b.pem")
+    recipe = 'description = "x"\n[trigger]\nalways = true\n[[add]]\npath = "/etc/app/a.pem"\nca_bundle = true\n'
+    c = user_collector(tmp_path, recipe, RecipeVars(ca_certs=(read_ca_cert(test_ca / "ca.pem"),)), loop)
+    assert "recipe app: /etc/app/a.pem not found in the root" in c.closure.warnings
+    assert not any(p.startswith("/etc/app/") and p.endswith(".pem") for p in c.closure.entries)
