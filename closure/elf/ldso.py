@@ -181,7 +181,7 @@ class Loader:
             return found, tuple(tried)
         if want.nodeflib:
             return None, tuple(tried)
-        for path in self.cache.lookup(name, want.elfclass, want.machine, tuple(s.split("/")[-1] for s in plat.subdirs if s.startswith("glibc-hwcaps/"))):
+        for path in self.cache.lookup(name, want.elfclass, want.machine, plat.hwcaps):
             found = self._try_file(path, want, tried, "ld.so.cache")
             if found:
                 return found, tuple(tried)

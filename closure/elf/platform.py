@@ -19,6 +19,7 @@ class Platform:
     platform: str                 # what $PLATFORM expands to
     subdirs: tuple[str, ...]      # hwcap subdirectories tried in each search dir, best first
     system_dirs: tuple[str, ...]
+    hwcaps: tuple[str, ...] = ()  # the glibc-hwcaps levels among them (x86-64-v3...), best first
 
 
 @lru_cache(maxsize=None)
@@ -69,4 +70,4 @@ def platform_for(elfclass: int, machine: int, native: bool) -> Platform:
         comps.append("avx512_1")
     comps.append("x86_64")
     subdirs = tuple(f"glibc-hwcaps/{v}" for v in levels) + _legacy(comps)
-    return Platform(lib, plat, subdirs, system)
+    return Platform(lib, plat, subdirs, system, levels)
