@@ -114,39 +114,34 @@ class LdCache:
 
     def __init__(self, root: Root):
         self.root = root
-        self._entries: tuple[CacheEntry, ...] | None = None
-        self.from_conf = False
+        self._by_name: dict[str, list[CacheEntry]] | None = None
         self._conf_dirs: tuple[str, ...] = ()
-        self._by_name: dict[str, list[CacheEntry]] = {}
 
-    @property
-    def entries(self) -> tuple[CacheEntry, ...]:
-        if self._entries is None:
-            data = b""
+    def _load(self) -> dict[str, list[CacheEntry]]:
+        if self._by_name is None:
+            entries: tuple[CacheEntry, ...] = ()
             if self.root.is_file("/etc/ld.so.cache"):
-                data = self.root.read_bytes("/etc/ld.so.cache")
-            try:
-                self._entries = parse_cache(data) if data else ()
-            except (struct.error, ValueError):
-                self._entries = ()
-            for e in self._entries:
+                try:
+                    entries = parse_cache(self.root.read_bytes("/etc/ld.so.cache"))
+                except (struct.error, ValueError):
+                    entries = ()
+            self._by_name = {}
+            for e in entries:
                 self._by_name.setdefault(e.name, []).append(e)
-            if not self._entries:
-                self.from_conf = True
+            if not entries:
                 self._conf_dirs = parse_ld_so_conf(self.root)
-        return self._entries
+        return self._by_name
 
     def conf_dirs(self) -> tuple[str, ...]:
         """When there is no usable cache: the ld.so.conf dirs to search like a cache would."""
-        self.entries
+        self._load()
         return self._conf_dirs
 
     def lookup(self, name: str, elfclass: int, machine: int, hwcaps: tuple[str, ...] = ()) -> tuple[str, ...]:
         """Candidate paths for name, best first (glibc-hwcaps ones the CPU supports first)."""
         want = ARCH_CACHE_FLAGS.get((elfclass, machine))
         best: list[tuple[int, str]] = []
-        self.entries
-        for e in self._by_name.get(name, ()):
+        for e in self._load().get(name, ()):
             if (e.flags & FLAG_TYPE_MASK) != FLAG_ELF_LIBC6:
                 continue
             if want is not None and (e.flags & FLAG_REQUIRED_MASK) != want:

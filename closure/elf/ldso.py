@@ -185,8 +185,7 @@ class Loader:
             found = self._try_file(path, want, tried, "ld.so.cache")
             if found:
                 return found, tuple(tried)
-        extra = self.cache.conf_dirs() if self.cache.from_conf else ()
-        found = self._try_dirs(name, extra + plat.system_dirs, want, tried, plat, "default")
+        found = self._try_dirs(name, self.cache.conf_dirs() + plat.system_dirs, want, tried, plat, "default")
         return found, tuple(tried)
 
     # -- musl ---------------------------------------------------------------------------------
