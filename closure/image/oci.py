@@ -15,7 +15,6 @@ LAYER_MEDIA_TYPES = frozenset({MT_LAYER, MT_LAYER + "+gzip", MT_LAYER + "+zstd"}
 LAYOUT_VERSION = "1.0.0"
 ANN_REF_NAME = "org.opencontainers.image.ref.name"
 ANN_CREATED = "org.opencontainers.image.created"
-ANN_TITLE = "org.opencontainers.image.title"
 ANN_CONTAINERD_NAME = "io.containerd.image.name"
 
 
