@@ -116,20 +116,20 @@ def image_env(closure_env: Mapping[str, str], extra: Sequence[str],
     return items
 
 
-# The runtime fields closure reads or carries over, and the JSON type each must have.
+# The runtime fields closure reads or carries over, and what each must be.
 _FIELD_TYPES = {"Entrypoint": "a list of strings", "Cmd": "a list of strings",
                 "Env": "a list of KEY=VALUE strings", "User": "a string", "WorkingDir": "a string",
                 "StopSignal": "a string", "Labels": "an object of strings",
                 "ExposedPorts": "an object", "Volumes": "an object"}
 
 
-def _has_type(value, want: str) -> bool:
-    if want.startswith("a list"):
+def _field_ok(key: str, value) -> bool:
+    if key in ("Entrypoint", "Cmd", "Env"):
         return isinstance(value, list) and all(
-            isinstance(v, str) and ("=" in v or "KEY" not in want) for v in value)
-    if want == "an object of strings":
+            isinstance(v, str) and (key != "Env" or "=" in v) for v in value)
+    if key == "Labels":
         return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-    return isinstance(value, dict if want == "an object" else str)
+    return isinstance(value, dict if key in ("ExposedPorts", "Volumes") else str)
 
 
 def check_run_config(config, what: str) -> dict:
@@ -138,7 +138,7 @@ def check_run_config(config, what: str) -> dict:
     if not isinstance(config, dict):
         raise BadInput(f"{what}: the image config's 'config' is not an object")
     for key, want in _FIELD_TYPES.items():
-        if config.get(key) is not None and not _has_type(config[key], want):
+        if config.get(key) is not None and not _field_ok(key, config[key]):
             raise BadInput(f"{what}: the image config's {key} is not {want}: {config[key]!r:.80}")
     return config
 
