@@ -73,10 +73,9 @@ class RecipeSet:
     def apply(self, collector, vars: RecipeVars | None = None) -> None:
         """Add what every triggered recipe asks for, through the collector's add_* methods."""
         vars = vars if vars is not None else RecipeVars()
-        closure: Closure = collector.closure
         state = self._state(collector)
-        index = _Index(closure)
-        base = _base_context(closure, vars, index)
+        index = _Index(collector.closure)
+        base = _base_context(vars, index)
         for recipe in self.recipes.values():
             for hit in match(recipe.trigger, index):
                 self._apply_one(recipe, hit, collector, vars, state, base, index)
@@ -179,7 +178,7 @@ def match(trigger: Trigger, index: _Index) -> list[Hit]:
     return [hits[p] for p in sorted(hits)]
 
 
-def _base_context(closure: Closure, vars: RecipeVars, index: _Index) -> dict:
+def _base_context(vars: RecipeVars, index: _Index) -> dict:
     return {
         "targets": list(index.targets),
         "sonames": sorted({b for _, b in index.named if ".so" in b}),
