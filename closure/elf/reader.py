@@ -46,10 +46,6 @@ class ElfInfo:
     dlopen_strings: tuple[str, ...]  # lib*.so* strings, read only when dlopen is imported
 
     @property
-    def is_static(self) -> bool:
-        return not self.has_dynamic and self.interp is None
-
-    @property
     def is_pie(self) -> bool:
         return bool(self.flags_1 & DF_1_PIE)
 

@@ -10,6 +10,7 @@ import pytest
 
 from closure.collect import Options, collect
 from closure.elf.ldcache import parse_ld_so_conf
+from closure.model import REASON_KINDS
 from closure.root import Root
 from tests.elf_fixtures import cc, lib, needs_gcc, rpath
 
@@ -56,6 +57,7 @@ def test_entries_have_reasons_parents_and_sorted_json():
     paths = [e["path"] for e in doc["entries"]]
     assert paths == sorted(paths)
     assert all(e["reasons"] for e in doc["entries"])
+    assert {r["kind"] for e in doc["entries"] for r in e["reasons"]} <= REASON_KINDS
     for p in paths:
         parent = os.path.dirname(p)
         assert parent == "/" or parent in paths, f"parent of {p} listed"

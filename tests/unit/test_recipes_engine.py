@@ -11,7 +11,7 @@ from functools import lru_cache
 import pytest
 
 from closure.collect import Collector, Options, collect
-from closure.model import Reason
+from closure.model import REASON_KINDS, Reason
 from closure.recipes import RecipeError, RecipeSet, RecipeVars
 from closure.recipes.vars import read_ca_cert
 from closure.root import Root
@@ -77,6 +77,7 @@ def test_glibc_files_for_curl():
     assert "/etc/services" in e and "/etc/protocols" in e          # libcurl calls getaddrinfo
     assert e["/etc/os-release"].type == "symlink"
     assert "/usr/lib/locale/C.utf8/LC_CTYPE" in e
+    assert {r.kind for x in e.values() for r in x.reasons} <= REASON_KINDS
     # No secrets and nothing of the host's homes.
     for p in e:
         assert p not in ("/etc/shadow", "/etc/gshadow") and not p.startswith(("/root/", "/home/nonroot/"))
