@@ -14,8 +14,8 @@ from typing import Any
 from .schema import RecipeError
 
 _NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*"
-_KEYWORDS = frozenset({"not", "and", "or", "in", "is", "if", "else", "true", "false", "none",
-                       "True", "False", "None"})
+_WORDS = frozenset({"not", "and", "or", "in", "is", "if", "else"})
+_LITERALS = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
 
 # -- without Jinja ---------------------------------------------------------------------------
 # Importing Jinja and compiling costs ~40 ms a run, more than all the recipes' own work, and
@@ -42,13 +42,15 @@ def _parse_expr(text: str):
         if m is None:
             return None
         op, sq, dq, name = m.groups()
-        if name in ("not", "and", "or"):
-            op = name
-        elif name is not None and name.split(".")[0].split("[")[0] in ("in", "is", "if", "else"):
-            return None
-        tokens.append(("op", op) if op else ("str", sq if sq is not None else dq) if name is None
-                      else ("name", name))
         pos = m.end()
+        if op or name in ("not", "and", "or"):
+            tokens.append(("op", op or name))
+        elif name is None:
+            tokens.append(("str", sq if sq is not None else dq))
+        elif re.match(r"\w+", name).group() in _WORDS:
+            return None     # `in`, `is`, `if`, `and.x`...: Jinja's to read
+        else:
+            tokens.append(("name", name))
     p = _Parser(tokens)
     try:
         tree = p.or_()
@@ -189,9 +191,9 @@ def _lookup(dotted: str, context: dict, where: str):
     """`a.b[0]` the way Jinja reads it (attribute, then item) with StrictUndefined's errors."""
     parts = re.findall(r"[A-Za-z_]\w*|\[\d+\]", dotted)
     head = parts[0]
-    if head in _KEYWORDS or head not in context:
-        if head in ("true", "True", "false", "False", "none", "None") and len(parts) == 1:
-            return {"true": True, "True": True, "false": False, "False": False}.get(head)
+    if head in _WORDS or head in _LITERALS or head not in context:
+        if head in _LITERALS and len(parts) == 1:
+            return _LITERALS[head]
         raise RecipeError(f"{where}: '{head}' is undefined")
     value = context[head]
     for part in parts[1:]:
