@@ -217,11 +217,8 @@ def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str, ne
     from the host, the probe string read by a helper shell from the host so no shell of
     the image's joins unless the probe runs one); return the image paths it used. A probe
     that fails is a failed job: its stderr tail says why."""
-    import tempfile
-
     from .trace.probe import check_passed
-    from .trace.probe_sandbox import HELPER_DIR, bwrap_argv, helper_command, make_helper
-    from .trace.run import run_probe
+    from .trace.probe_sandbox import HELPER_DIR, helper_shell, trace_in_tree
     from .trace.select import traced_paths
 
     run_env = dict(env)
@@ -229,13 +226,9 @@ def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str, ne
     run_env.setdefault("HOME", "/root")
     if not root.is_dir(cwd):
         cwd = "/"
-    with tempfile.TemporaryDirectory(prefix="closure-probe-") as helper:
-        make_helper(helper)
-        wrapper = bwrap_argv(root.path, env=run_env, network=network, helper=helper, cwd=cwd)
-        shell = helper_command(helper, probe)
-        # bwrap is exec 1, the helper shell exec 2; the probe's own programs come next.
-        result = run_probe([shell[-1]], root, wrapper=wrapper + shell[:-1], wrapper_execs=2,
-                           timeout=timeout)
+    with helper_shell() as helper:
+        result = trace_in_tree(root.path, probe, helper, env=run_env, network=network, cwd=cwd,
+                               timeout=timeout)
     check_passed(probe, result)
     paths, warnings = traced_paths(result.accesses, root, scratch=(HELPER_DIR,) + PROBE_SCRATCH,
                                    include_secrets=include_secrets)
