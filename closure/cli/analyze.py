@@ -27,6 +27,7 @@ Examples:
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Compute the closure of TARGETs and show every file with the reason it is in." + EXAMPLES)
+    @ro.with_recipe_options
     def analyze(
         targets: List[str] = typer.Argument(..., help="Programs or scripts (paths, or names on the root's PATH)."),
         root: str = o.RootOpt,
@@ -40,14 +41,8 @@ def register(app: typer.Typer) -> None:
         show_dirs: bool = typer.Option(False, "--dirs", help="Also list directories in the table."),
         by_package: bool = typer.Option(False, "--by-package", help="Group files by the package (dpkg, apk) that owns them, with versions; --json adds a \"packages\" section."),
         user: Optional[str] = typer.Option(None, "--user", help="The user the image runs as (recipes make its passwd entry and HOME)."),
-        ca_cert: Optional[List[str]] = ro.CaCertOpt,
-        locale: Optional[List[str]] = ro.LocaleOpt,
-        tz: Optional[str] = ro.TzOpt,
-        tzdata: Optional[List[str]] = ro.TzdataOpt,
-        gconv: Optional[List[str]] = ro.GconvOpt,
-        nss: Optional[List[str]] = ro.NssOpt,
-        pycache: bool = ro.PycacheOpt,
         package_records: bool = typer.Option(False, "--package-records", help="Also list the dpkg status.d records `closure build` adds for scanners."),
+        recipe_options: ro.RecipeOptions = None,
     ) -> None:
         from ..collect import Options, collect
         from ..root import Root
@@ -55,8 +50,7 @@ def register(app: typer.Typer) -> None:
         opts = Options(root=Root(root), library_path=o.split_library_path(library_path),
                        dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
                        recipe_dirs=tuple(recipe_dirs or ()),
-                       recipe_vars=ro.recipe_vars(user=user, ca_cert=ca_cert, locale=locale, tz=tz,
-                                                  tzdata=tzdata, gconv=gconv, nss=nss, pycache=pycache),
+                       recipe_vars=recipe_options.vars(user),
                        package_records=package_records)
         closure = collect(list(targets), opts)
         for w in closure.warnings:

@@ -2,8 +2,6 @@
 an image, a rootfs, an analysis, or TARGET programs analysed in a root."""
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import List, Optional
 
 import typer
@@ -25,29 +23,17 @@ _TARGET_PARAMS = (
 )
 
 
-def target_options(command):
-    """Give a command the options that say how to analyse TARGETs (--root, --library-path,
-    --no-dlopen-scan, --no-recipes, --recipes, --no-package-records); it receives them as
-    one TargetOptions, its `targets` parameter. Typer builds the command line from the
-    wrapper's signature: the command's own parameters, then those options."""
-    own = [p for p in inspect.signature(command).parameters.values() if p.name != "targets"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind)
-             for name, kind, opt in _TARGET_PARAMS]
+def _target_options(root, library_path, no_dlopen_scan, no_recipes, recipe_dirs, no_package_records):
+    from ..audit.load import TargetOptions
+    return TargetOptions(root=root, library_path=o.split_library_path(library_path),
+                         dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
+                         recipe_dirs=tuple(recipe_dirs or ()), package_records=not no_package_records)
 
-    @functools.wraps(command)
-    def wrapper(**kw):
-        from ..audit.load import TargetOptions
-        t = TargetOptions(root=kw.pop("root"), library_path=o.split_library_path(kw.pop("library_path")),
-                          dlopen_scan=not kw.pop("no_dlopen_scan"), recipes=not kw.pop("no_recipes"),
-                          recipe_dirs=tuple(kw.pop("recipe_dirs") or ()),
-                          package_records=not kw.pop("no_package_records"))
-        return command(**kw, targets=t)
 
-    # Own annotations stay strings (this package uses postponed annotations): typer
-    # resolves them in the command's module, found through __wrapped__.
-    wrapper.__signature__ = inspect.Signature(own + added)
-    wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
-    return wrapper
+# Give a command the options that say how to analyse TARGETs (--root, --library-path,
+# --no-dlopen-scan, --no-recipes, --recipes, --no-package-records), as one TargetOptions
+# in its `targets` parameter.
+target_options = o.grouped_options(_TARGET_PARAMS, "targets", _target_options)
 
 
 def load(source: list[str], **kw):

@@ -24,6 +24,7 @@ Examples:
 def register(app: typer.Typer) -> None:
     @app.command(help="Show why PATH is in TARGET's closure: each step from the target down "
                       "(needed library, recipe, link...). Exit 1 when PATH is not in it." + EXAMPLES)
+    @ro.with_recipe_options
     def explain(
         target: str = typer.Argument(..., help="The program (path, or name on the root's PATH)."),
         path: str = typer.Argument(..., help="The image path to explain."),
@@ -35,13 +36,7 @@ def register(app: typer.Typer) -> None:
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
         no_recipes: bool = o.NoRecipesOpt,
         recipe_dirs: Optional[List[str]] = o.RecipesDirOpt,
-        ca_cert: Optional[List[str]] = ro.CaCertOpt,
-        locale: Optional[List[str]] = ro.LocaleOpt,
-        tz: Optional[str] = ro.TzOpt,
-        tzdata: Optional[List[str]] = ro.TzdataOpt,
-        gconv: Optional[List[str]] = ro.GconvOpt,
-        nss: Optional[List[str]] = ro.NssOpt,
-        pycache: bool = ro.PycacheOpt,
+        recipe_options: ro.RecipeOptions = None,
     ) -> None:
         from ..errors import BadInput
         from ..explain import explain as explain_path
@@ -54,8 +49,7 @@ def register(app: typer.Typer) -> None:
         else:
             from ..collect import Options, collect
             from ..root import Root
-            rvars = ro.recipe_vars(ca_cert=ca_cert, locale=locale, tz=tz, tzdata=tzdata,
-                                   gconv=gconv, nss=nss, pycache=pycache)
+            rvars = recipe_options.vars()
             opts = Options(root=Root(root), library_path=o.split_library_path(library_path),
                            dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
                            recipe_dirs=tuple(recipe_dirs or ()), recipe_vars=rvars)

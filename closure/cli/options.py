@@ -1,6 +1,8 @@
 """Options shared by several commands, declared once."""
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Optional
 
 import typer
@@ -17,3 +19,26 @@ def split_library_path(values: Optional[list[str]]) -> tuple[str, ...]:
     for v in values or ():
         out.extend(p for p in v.split(":") if p)
     return tuple(out)
+
+
+def grouped_options(params, name: str, make):
+    """A decorator giving a command the options `params` ((parameter, type, typer.Option),
+    in --help order); the command receives make(**their values) as its parameter `name`.
+    Typer builds the command line from the wrapper's signature: the command's own
+    parameters, then these."""
+    def decorate(command):
+        own = [p for p in inspect.signature(command).parameters.values() if p.name != name]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind)
+                 for n, kind, opt in params]
+
+        @functools.wraps(command)
+        def wrapper(**kw):
+            values = {n: kw.pop(n) for n, _, _ in params}
+            return command(**kw, **{name: make(**values)})
+
+        # Own annotations stay strings (postponed annotations): typer resolves them in the
+        # command's module, found through __wrapped__.
+        wrapper.__signature__ = inspect.Signature(own + added)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
+        return wrapper
+    return decorate

@@ -5,9 +5,11 @@ which checks them (BadInput -> exit 2) and reads the --ca-cert files.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from .options import grouped_options
 
 CaCertOpt = typer.Option(
     None, "--ca-cert", metavar="PEM",
@@ -47,3 +49,28 @@ def recipe_vars(
         user=user, locales=tuple(locale or ()), tz=tz, tzdata=tuple(tzdata or ()),
         ca_certs=tuple(ca_cert or ()), gconv=tuple(gconv or ()), nss=tuple(nss or ()),
         pycache=pycache)
+
+
+class RecipeOptions:
+    """The recipe options as given on the command line; .vars() checks them (exit 2)."""
+
+    def __init__(self, **values):
+        self.values = values
+
+    def vars(self, user: Optional[str] = None):
+        return recipe_vars(user=user, **self.values)
+
+
+_RECIPE_PARAMS = (
+    ("ca_cert", Optional[List[str]], CaCertOpt),
+    ("locale", Optional[List[str]], LocaleOpt),
+    ("tz", Optional[str], TzOpt),
+    ("tzdata", Optional[List[str]], TzdataOpt),
+    ("gconv", Optional[List[str]], GconvOpt),
+    ("nss", Optional[List[str]], NssOpt),
+    ("pycache", bool, PycacheOpt),
+)
+
+# Give a command --ca-cert, --locale, --tz, --tzdata, --gconv, --nss, --pycache, received as
+# one RecipeOptions in its `recipe_options` parameter.
+with_recipe_options = grouped_options(_RECIPE_PARAMS, "recipe_options", RecipeOptions)

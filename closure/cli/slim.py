@@ -57,6 +57,7 @@ def split_image_ref(image: str, ref: Optional[str]) -> tuple[str, Optional[str]]
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Slim an existing image: keep what its Entrypoint/Cmd (and probes) need." + EXAMPLES)
+    @ro.with_recipe_options
     def slim(
         image: str = typer.Argument(..., help="OCI layout dir, OCI archive, docker-archive or docker-dir."),
         output: str = typer.Option(..., "--output", "-o", help="Where to write the slim image."),
@@ -82,12 +83,7 @@ def register(app: typer.Typer) -> None:
         no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the /var/lib/dpkg/status.d records (and copyright files) of the packages kept."),
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
-        ca_cert: Optional[List[str]] = ro.CaCertOpt,
-        locale: Optional[List[str]] = ro.LocaleOpt,
-        tz: Optional[str] = ro.TzOpt,
-        tzdata: Optional[List[str]] = ro.TzdataOpt,
-        gconv: Optional[List[str]] = ro.GconvOpt,
-        nss: Optional[List[str]] = ro.NssOpt,
+        recipe_options: ro.RecipeOptions = None,
     ) -> None:
         from ..audit.output import check_file_destination, write_file
         from ..errors import BadInput
@@ -114,8 +110,7 @@ def register(app: typer.Typer) -> None:
             limits=Limits(max_total_bytes=total, max_file_bytes=min(total, Limits().max_file_bytes)),
             tmpdir=tmpdir, dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
             recipe_dirs=tuple(recipes or ()), package_records=not no_package_records,
-            recipe_vars=ro.recipe_vars(ca_cert=ca_cert, locale=locale, tz=tz, tzdata=tzdata,
-                                       gconv=gconv, nss=nss))
+            recipe_vars=recipe_options.vars())
         with Progress(enabled=not as_json) as progress:
             result = run_slim(image, output, opts, image_opts, step=progress.step,
                               progress=progress.bytes)
