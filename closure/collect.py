@@ -70,14 +70,18 @@ class Collector:
             res = self.root.resolve(ipath)
         except (NotFound, SymlinkLoop):
             return None
-        prev = ipath
+        prev = ipath  # the last link of the chain to the file itself (not a directory link)
         for link, target in res.links:
-            why = reason if link == res.spelled else Reason("symlink", by=prev)
-            if link != res.spelled and link in self.closure.entries:
+            if link == res.spelled:
+                why = reason
+            elif link in self.closure.entries:
+                why = None  # a shared directory link: one reason is enough
+            else:
+                why = Reason("symlink", by=prev if not self.root.is_dir(link) else ipath)
+            if why is not None:
+                self._add(Entry(link, "symlink", mode=0o777, target=target), why)
+            if link == res.spelled or not self.root.is_dir(link):
                 prev = link
-                continue  # a shared directory link: one reason is enough
-            self._add(Entry(link, "symlink", mode=0o777, target=target), why)
-            prev = link
         st = self.root.lstat(res.path)
         why = reason if res.path == res.spelled else Reason("symlink", by=prev)
         if stat.S_ISDIR(st.st_mode):

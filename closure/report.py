@@ -14,7 +14,9 @@ def human_size(n: int) -> str:
             return f"{n:.1f} {unit}"
 
 
-def describe(reason: Reason) -> str:
+def describe(reason: Reason, entry_type: str = "symlink") -> str:
+    """One reason in words; a `symlink` reason reads differently on a link (a step on the
+    way) and on what a chain of links ends at (its destination)."""
     k = reason.kind
     if k == "target":
         return "target"
@@ -31,7 +33,9 @@ def describe(reason: Reason) -> str:
     if k == "traced":
         return f"traced by probe {reason.probe!r}" if reason.probe else "traced"
     if k == "symlink":
-        return f"link on the way to {reason.by}" if reason.by else "symlink"
+        if not reason.by:
+            return "symlink"
+        return f"link on the way to {reason.by}" if entry_type == "symlink" else f"destination of link {reason.by}"
     if k == "parent":
         return f"parent of {reason.by}"
     if k == "include":
@@ -40,7 +44,7 @@ def describe(reason: Reason) -> str:
 
 
 def why(entry: Entry) -> str:
-    first = describe(entry.reasons[0]) if entry.reasons else "?"
+    first = describe(entry.reasons[0], entry.type) if entry.reasons else "?"
     more = len(entry.reasons) - 1
     return first + (f" (+{more} more)" if more > 0 else "")
 
