@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from .elf.ldso import Loaded, Loader
 from .elf.reader import ELF_MAGIC, is_elf
 from .errors import BadInput, NotElf, NotFound, SymlinkLoop
-from .model import Closure, Entry, Missing, Reason, excluded
+from .model import DEFAULT_PATH, Closure, Entry, Missing, Reason, excluded
 from .root import Root, normpath
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_SHEBANG_DEPTH = 4
 
 

@@ -16,6 +16,11 @@ REASON_KINDS = frozenset({
 })
 
 
+# PATH when nothing says otherwise: for bare target names, `#!/usr/bin/env NAME`, and the
+# image config's Env.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def excluded(path: str, globs) -> bool:
     """--exclude's meaning everywhere: a glob drops the path it matches and all below it."""
     p = path
