@@ -179,12 +179,17 @@ class Loader:
         found = self._try_dirs(name, self._expand(want.runpath, requester, plat), want, tried, plat, "runpath")
         if found:
             return found, tuple(tried)
-        if want.nodeflib:
-            return None, tuple(tried)
+        # DF_1_NODEFLIB: ld.so still takes a cache entry, unless it lies under a system
+        # dir (a prefix test); it never searches the default dirs.
+        system = tuple(d.rstrip("/") + "/" for d in plat.system_dirs)
         for path in self.cache.lookup(name, want.elfclass, want.machine, plat.hwcaps):
+            if want.nodeflib and path.startswith(system):
+                continue
             found = self._try_file(path, want, tried, "ld.so.cache")
             if found:
                 return found, tuple(tried)
+        if want.nodeflib:
+            return None, tuple(tried)
         found = self._try_dirs(name, self.cache.conf_dirs() + plat.system_dirs, want, tried, plat, "default")
         return found, tuple(tried)
 

@@ -142,3 +142,89 @@ def test_static_and_static_pie_have_no_dependencies(tmp_path):
         assert info.kind == kind
         result = Loader(Root("/")).load(str(exe))
         assert result.edges == [] and result.interp is None
+
+
+def test_platform_token_matches_ldd(tmp_path):
+    """$PLATFORM is what ld.so makes of AT_PLATFORM on this CPU (haswell, xeon_phi, x86_64)."""
+    for plat in ("haswell", "xeon_phi", "x86_64"):
+        lib(tmp_path / "p" / plat / "liba.so", "a")
+    exe = cc(tmp_path / "prog", MAIN_A, f"-L{tmp_path}/p/x86_64", "-la", *rpath(f"{tmp_path}/p/$PLATFORM", True))
+    got = found(tmp_path, exe)
+    assert got["liba.so"] is not None and got["liba.so"] == ldd_paths(exe)["liba.so"], "$PLATFORM as ld.so expands it"
+
+
+def test_hwcap_subdirectories_in_ldso_order(tmp_path):
+    """glibc-hwcaps levels, then the legacy hwcap subdirectories, then the dir itself: with
+    the best one removed each time, the loader's next pick is ld.so's next pick."""
+    subs = ["glibc-hwcaps/x86-64-v4", "glibc-hwcaps/x86-64-v3", "glibc-hwcaps/x86-64-v2",
+            "tls", "haswell", "avx512_1", "x86_64", ""]
+    for sub in subs:
+        lib(tmp_path / "h" / sub / "liba.so", "a")
+    exe = cc(tmp_path / "prog", MAIN_A, f"-L{tmp_path}/h", "-la", *rpath(f"{tmp_path}/h", True))
+    picks = []
+    for sub in subs:
+        want = ldd_paths(exe)["liba.so"]
+        assert found(tmp_path, exe)["liba.so"] == want, f"after removing {picks}"
+        picks.append(want)
+        os.unlink(want)
+    assert picks[-1] == str(tmp_path / "h" / "liba.so")
+    assert len(set(picks)) == len(subs), "every subdirectory was a pick once"
+
+
+def set_flags_1(path: Path, flags: int) -> None:
+    """Rewrite the value of an existing DT_FLAGS_1 entry (gcc's ld will not set NODEFLIB on a
+    shared object; -z nodelete makes the entry)."""
+    import struct
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        dyn = ELFFile(f).get_section_by_name(".dynamic")
+        off, size = dyn["sh_offset"], dyn["sh_size"]
+    data = bytearray(path.read_bytes())
+    for at in range(off, off + size, 16):
+        if struct.unpack_from("<q", data, at)[0] == 0x6FFFFFFB:
+            struct.pack_into("<Q", data, at + 8, flags)
+            path.write_bytes(bytes(data))
+            return
+    raise AssertionError(f"{path} has no DT_FLAGS_1")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_nodeflib_takes_cache_entries_outside_the_system_dirs_only(tmp_path):
+    """A DF_1_NODEFLIB library: ld.so still uses an ld.so.cache entry in /opt/lib2, not one
+    under a system dir, and never the default dirs. Checked against the real ld.so in a
+    chroot whose cache ldconfig wrote."""
+    import shutil
+    import subprocess
+    root = tmp_path / "root"
+    libdir = root / "lib/x86_64-linux-gnu"
+    libdir.mkdir(parents=True)
+    (root / "lib64").mkdir()
+    shutil.copy(os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6"), libdir / "libc.so.6")
+    shutil.copy(os.path.realpath("/lib64/ld-linux-x86-64.so.2"), root / "lib64/ld-linux-x86-64.so.2")
+    lib(root / "opt/lib2/libb.so", "b")
+    lib(libdir / "libc2.so", "c2")
+    for name, dep, d in (("liba.so", "b", "opt/lib2"), ("libd.so", "c2", "lib/x86_64-linux-gnu")):
+        lib(root / "opt/lib" / name, name[3], f"-L{root / d}", f"-l{dep}", "-Wl,-z,nodelete")
+        set_flags_1(root / "opt/lib" / name, 0x800)  # DF_1_NODEFLIB
+        assert read_elf(Root(str(root)), f"/opt/lib/{name}").nodeflib
+    (root / "etc").mkdir()
+    (root / "etc/ld.so.conf").write_text("/opt/lib\n/opt/lib2\n")
+    subprocess.run(["ldconfig", "-r", str(root)], check=True, capture_output=True)
+    link = [f"-Wl,-rpath-link,{root}/opt/lib2:{libdir}"]
+    for prog, dep in (("a", "a"), ("d", "d")):
+        cc(root / "bin" / prog, f"int {dep}(void); int main(void) {{ return {dep}() - 1; }}\n",
+           f"-L{root}/opt/lib", f"-l{dep}", *link)
+
+    def real(prog):
+        return subprocess.run(["chroot", str(root), "/lib64/ld-linux-x86-64.so.2", "--list", f"/bin/{prog}"],
+                              capture_output=True, text=True)
+
+    def ours(prog):
+        return {e.name: e.path for e in Loader(Root(str(root))).load(f"/bin/{prog}").edges}
+
+    p = real("a")
+    assert p.returncode == 0 and "libb.so => /opt/lib2/libb.so" in p.stdout, p.stdout + p.stderr
+    assert ours("a")["libb.so"] == "/opt/lib2/libb.so", "a cache entry outside the system dirs is used"
+    p = real("d")
+    assert p.returncode != 0 and "libc2.so: cannot open shared object file" in p.stderr, p.stdout + p.stderr
+    assert ours("d")["libc2.so"] is None, "neither the cache entry under /lib/... nor the default dirs"
