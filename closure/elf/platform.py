@@ -24,14 +24,18 @@ class Platform:
 
 @lru_cache(maxsize=None)
 def _cpu_flags() -> frozenset[str]:
+    """The CPU's flags, plus "vendor:<vendor_id>" (ld.so names platforms on Intel only)."""
+    out: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if line.startswith("vendor_id") and not any(x.startswith("vendor:") for x in out):
+                    out.add("vendor:" + line.split(":", 1)[1].strip())
+                elif line.startswith("flags"):
+                    return frozenset(out | set(line.split(":", 1)[1].split()))
     except OSError:
         pass
-    return frozenset()
+    return frozenset(out)
 
 
 def _x86_64_levels(flags: frozenset[str]) -> tuple[str, ...]:
@@ -52,6 +56,23 @@ def _legacy(components: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _intel_platform(flags: frozenset[str]) -> tuple[str, bool]:
+    """($PLATFORM, whether the avx512_1 hwcap is set), as glibc's init_cpu_features decides:
+    only on Intel CPUs is AT_PLATFORM ("x86_64") replaced by xeon_phi or haswell ("abm" is
+    how /proc/cpuinfo spells LZCNT)."""
+    if "vendor:GenuineIntel" not in flags:
+        return "x86_64", False
+    plat, avx512_1 = "x86_64", False
+    if "avx512cd" in flags:
+        if "avx512er" in flags:
+            plat = "xeon_phi" if "avx512pf" in flags else plat
+        else:
+            avx512_1 = {"avx512bw", "avx512dq", "avx512vl"} <= flags
+    if plat == "x86_64" and {"avx2", "fma", "bmi1", "bmi2", "abm", "movbe", "popcnt"} <= flags:
+        plat = "haswell"
+    return plat, avx512_1
+
+
 @lru_cache(maxsize=None)
 def platform_for(elfclass: int, machine: int, native: bool) -> Platform:
     triplet = MULTIARCH.get((elfclass, machine))
@@ -64,9 +85,9 @@ def platform_for(elfclass: int, machine: int, native: bool) -> Platform:
         return Platform(lib, "", (), system)
     flags = _cpu_flags()
     levels = _x86_64_levels(flags)
-    plat = "haswell" if {"avx2", "bmi1", "bmi2", "fma", "movbe", "popcnt"} <= flags else "x86_64"
+    plat, avx512_1 = _intel_platform(flags)
     comps = ["tls", plat] if plat != "x86_64" else ["tls"]
-    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+    if avx512_1:
         comps.append("avx512_1")
     comps.append("x86_64")
     subdirs = tuple(f"glibc-hwcaps/{v}" for v in levels) + _legacy(comps)
