@@ -56,3 +56,15 @@ def test_sigkill_leaves_nothing_at_the_output(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert "big.tar" not in left
     assert all(name.startswith(".big.tar.") and name.endswith(".closure-tmp") for name in left)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_existing_output_is_kept_when_the_build_is_killed(tmp_path, sig):
+    """An old image at -o is replaced only on success: killed mid-layer, the old one stays."""
+    out = tmp_path / "big.tar"
+    out.write_bytes(b"the old image")
+    proc, left = _start_and_kill(str(out), sig)
+    assert proc.returncode != 0
+    assert out.read_bytes() == b"the old image"
+    assert "big.tar" in left
