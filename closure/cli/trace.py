@@ -3,6 +3,7 @@ those files static analysis + recipes would not have found on their own."""
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import stat
 from typing import List, Optional
@@ -54,8 +55,9 @@ def register(app: typer.Typer) -> None:
         with Progress(enabled=not as_json) as progress:
             progress.step(f"tracing {shown[:60]}")
             result = run_probe(command, root, failed=failed, timeout=timeout, stdin=None)
-            kept, warnings = traced_paths(result.accesses, root, scratch=tuple(scratch or ()),
-                                          include_secrets=tuple(include or ()))
+            # Relative paths name places below the directory CMD runs in, as CMD sees them.
+            kept, warnings = traced_paths(result.accesses, root, scratch=_absolute(scratch),
+                                          include_secrets=_absolute(include))
             programs = [p for p, k in kept if k == "exec"]
             static, static_warnings = None, []
             if not no_static:
@@ -72,6 +74,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(render(report))
         if not result.ok:
             raise typer.Exit(1)
+
+
+def _absolute(paths: Optional[List[str]]) -> tuple[str, ...]:
+    return tuple(os.path.abspath(p) for p in paths or ())
 
 
 def _looks_like_shell(arg: str) -> bool:

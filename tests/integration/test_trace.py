@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -158,6 +159,28 @@ def test_cli_json_lists_hostname():
     p = closure_cli("trace", "--json", "--no-static", "--", "cat", "/etc/hostname")
     doc = json.loads(p.stdout)
     assert not doc["static_checked"] and "static" not in doc["paths"][0] and "static" not in doc["totals"]
+
+
+def test_cli_relative_scratch_is_below_the_working_directory():
+    # Not under /tmp: the tracer drops /tmp on its own, so it could not show --scratch.
+    work = Path(tempfile.mkdtemp(prefix="closure-trace-test-", dir="/var/tmp"))
+    try:
+        (work / "own.txt").write_text("x")
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+
+        def traced(*args):
+            p = subprocess.run([sys.executable, "-m", "closure.cli.app", "trace", "--json", "--no-static",
+                                *args, "--", "cat", "own.txt"], capture_output=True, text=True,
+                               env=env, cwd=str(work), timeout=60)
+            assert p.returncode == 0, p.stderr
+            return {r["path"] for r in json.loads(p.stdout)["paths"]}
+
+        assert str(work / "own.txt") in traced()
+        paths = traced("--scratch", ".")
+        assert str(work / "own.txt") not in paths
+        assert "/usr/bin/cat" in paths                  # '.' is the working dir, not /
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_cli_failing_command_reports_status_and_exits_1():
