@@ -113,6 +113,9 @@ def text(f: dict) -> str:
     for key in ("Entrypoint", "Cmd", "User", "WorkingDir", "StopSignal"):
         if key in c:
             lines.append(f"{key:<12}{c[key]}")
+    for key, label in (("ExposedPorts", "Ports"), ("Volumes", "Volumes")):
+        if c.get(key):
+            lines.append(f"{label:<12}{' '.join(sorted(c[key]))}")
     for e in c.get("Env", ()):
         lines.append(f"Env         {e}")
     for k, v in sorted((c.get("Labels") or {}).items()):

@@ -133,3 +133,16 @@ def test_a_layer_that_is_not_a_tar_is_one_line_naming_the_image(tmp_path):
             assert p.returncode == 2 and p.stdout == "", (cmd, p.stdout)
             assert p.stderr.startswith(f"closure: error: {image}: layer 1 (sha256:"), p.stderr
             assert want in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_inspect_text_shows_the_whole_run_config(tmp_path):
+    """Every run-config key `facts` keeps is on the screen, ports and volumes included."""
+    from closure.audit.inspect import facts, text
+    inv = from_image(str(layered(tmp_path)))
+    inv.image["config"]["config"].update({
+        "User": "app", "WorkingDir": "/srv", "StopSignal": "SIGINT", "Env": ["A=1"],
+        "Labels": {"k": "v"}, "ExposedPorts": {"8080/tcp": {}, "53/udp": {}}, "Volumes": {"/data": {}}})
+    shown = text(facts(inv)).splitlines()
+    for line in ("Cmd         ['/bin/sh']", "User        app", "WorkingDir  /srv", "StopSignal  SIGINT",
+                 "Env         A=1", "Label       k=v", "Ports       53/udp 8080/tcp", "Volumes     /data"):
+        assert line in shown, line
