@@ -141,6 +141,18 @@ def test_spdx_passes_the_official_spdx_validator(images, tmp_path):
 
 
 def test_cyclonedx_of_the_curl_archive_validates_and_names_the_installed_versions(images):
+    # The curl image itself (the must-show), then the curl+git archive.
+    curl = json.loads(run("sbom", images["curl"], "--format", "cyclonedx-json").stdout)
+    assert errors(cyclonedx_validator(), curl) == []
+    comps = {c["name"]: c for c in curl["components"] if c["type"] == "library"}
+    for pkg in CURL_PACKAGES + ("openssl",):
+        assert comps[pkg]["version"] == dpkg_version(pkg), pkg
+    assert "git" not in comps
+    # Exactly the image's regular files, each with the SHA-256 of its bytes in the layer.
+    files = [f for c in curl["components"] for f in c.get("components", []) + [c] if f["type"] == "file"]
+    got = {f["name"]: next(h["content"] for h in f["hashes"] if h["alg"] == "SHA-256") for f in files}
+    assert len(got) == len(files)
+    assert got == {p: sha for p, (kind, sha) in layer_members(images["curl"]).items() if kind == "file"}
     p = run("sbom", images["curlgit"], "--format", "cyclonedx-json")
     doc = json.loads(p.stdout)
     assert errors(cyclonedx_validator(), doc) == []
