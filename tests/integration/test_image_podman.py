@@ -111,6 +111,22 @@ def test_flags_from_the_environment(images, monkeypatch):
         verify(images["gzip"].path, "curl --version", runtime="podman")
 
 
+def test_flags_are_found_and_cached_on_a_fresh_host(images, monkeypatch, tmp_path):
+    """No CLOSURE_PODMAN_FLAGS and no cache: verify (runtime auto) finds a flag set that
+    works with this podman, runs the command with it, and caches it for the next run."""
+    import closure.verify as v
+    monkeypatch.delenv("CLOSURE_PODMAN_FLAGS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(v, "_flag_cache", {})
+    r = verify(images["gzip"].path, "curl --version")
+    assert r.runtime == "podman" and r.returncode == 0 and r.stdout.startswith("curl ")
+    doc = json.loads((tmp_path / "closure" / "podman-run-flags.json").read_text())
+    assert doc["podman"] == podman("--version").stdout.strip()
+    assert tuple(doc["flags"]) in v.CANDIDATE_FLAGS
+    assert r.argv[r.argv.index("run") + 3:][:len(doc["flags"])] == tuple(doc["flags"]), r.argv
+    assert v.working_podman_flags() == tuple(doc["flags"])
+
+
 def test_bad_image_path_is_bad_input(tmp_path):
     with pytest.raises(BadInput):
         verify(str(tmp_path / "nothing.tar"), "true")
