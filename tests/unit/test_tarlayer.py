@@ -239,6 +239,31 @@ def test_layer_is_streamed_not_held_in_memory(curl_closure, tmp_path):
     assert peak < 12 * 1024 * 1024, f"peak {peak} bytes for a {plan.content_bytes}-byte layer"
 
 
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_memory_does_not_grow_with_the_layer(tmp_path, kind):
+    """Several times more content than the bound (curl's layer alone, compressed, would fit
+    under it): what is held stays a few blocks whatever the layer's size."""
+    lib = "/usr/lib/x86_64-linux-gnu"
+    c, total = Closure(root="/", targets=[]), 0
+    for name in sorted(os.listdir(lib)):
+        p = os.path.join(lib, name)
+        if total < 80_000_000 and os.path.isfile(p) and not os.path.islink(p) and os.access(p, os.R_OK):
+            c.add(Entry(p, "file", mode=0o644, size=os.path.getsize(p), source=p), R)
+            total += os.path.getsize(p)
+    root = Root("/")
+    plan = plan_layer(c, root)
+    assert plan.content_bytes > 60_000_000
+    tracemalloc.start()
+    try:
+        with open(tmp_path / "layer", "wb") as f:
+            d = write_layer(plan, root, f, compression(kind, 1), mtime=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert d.size > 12 * 1024 * 1024, "the compressed layer alone is over the bound"
+    assert peak < 12 * 1024 * 1024, f"peak {peak} bytes for a {plan.content_bytes}-byte layer"
+
+
 def test_tar_header_is_the_only_header_source(tree):
     from closure.image.tarlayer import LayerItem
     h = tar_header(LayerItem("/etc/x", "file", 0o4755, 10), 42)
