@@ -6,6 +6,7 @@ round re-runs the recipes until a round adds nothing.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import stat
 from dataclasses import dataclass, field
@@ -152,7 +153,11 @@ class Collector:
         if ipath is None:
             raise NotFound(f"{target}: not found on PATH in root {self.root.path}")
         if not ipath.startswith("/"):
-            raise BadInput(f"{target}: give an absolute path or a program name")
+            # ./app on the host is the file the shell would run; inside another root a
+            # relative path means nothing.
+            if depth > 0 or self.root.path != "/":
+                raise BadInput(f"{target}: give an absolute path (inside the root) or a program name")
+            ipath = normpath(os.path.abspath(ipath))
         res = self.root.resolve(ipath)
         st = self.root.lstat(res.path)
         if stat.S_ISDIR(st.st_mode):

@@ -103,3 +103,18 @@ def test_ctrl_c_is_one_line():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 130 and p.stdout == ""
     assert p.stderr.strip().splitlines() == ["closure: interrupted"]
+
+
+def test_relative_target_is_taken_from_the_working_directory(tmp_path):
+    """`closure analyze ./app` means the file the shell would run; inside --root a relative
+    path has no meaning and is bad input."""
+    (tmp_path / "bin").mkdir()
+    os.symlink("/usr/bin/true", tmp_path / "bin" / "app")
+    p = run("analyze", "./bin/app", "--json", "--no-recipes", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["targets"] == [str(tmp_path / "bin" / "app")]
+    assert any(e["path"] == "/usr/bin/true" for e in doc["entries"])
+    p = run("analyze", "./bin/app", "--root", str(tmp_path), cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "closure: error: ./bin/app: give an absolute path (inside the root) or a program name"]
