@@ -55,6 +55,22 @@ def corpus_rows(path: Path = CORPUS_TSV) -> list[Row]:
     return rows
 
 
+def sample_rows() -> list[Row]:
+    """The same rows, read from the samples' own [smoke] tables (for a checkout without
+    ../shared/corpus.tsv: the samples then stand for the corpus)."""
+    rows = []
+    for spec in sorted(SAMPLES.glob("*/closure.toml")):
+        with open(spec, "rb") as f:
+            doc = tomllib.load(f)
+        smoke = doc.get("smoke")
+        if smoke is None:
+            continue
+        rows.append(Row(spec.parent.name, os.path.basename(doc["targets"][0]), smoke["argv"],
+                        smoke.get("stdin", ""), smoke.get("env", ""), smoke["net"], int(smoke["rc"]),
+                        smoke["expect"]))
+    return rows
+
+
 def sample_spec(row_id: str) -> Path:
     return SAMPLES / row_id / "closure.toml"
 
