@@ -153,6 +153,8 @@ def render(inv: Inventory, grouping: Grouping) -> str:
 def _why(i: Item, inv: Inventory) -> str:
     if i.reasons:
         return "; ".join(describe(r) for r in i.reasons)
+    if inv.kind == "image" and inv.reasons_from:
+        return f"in the image; not in the analysis {inv.reasons_from}"
     if inv.kind == "image":
         return "in the image (no analysis given: closure report --analysis FILE adds reasons)"
     return ""

@@ -45,6 +45,7 @@ class Inventory:
     image: dict | None = None            # image facts: reference, digests, config, layers
     packages_json: dict | None = None    # an analysis' own "packages" section, when it has one
     warnings: list[str] = field(default_factory=list)   # what analysing the closure warned about
+    reasons_from: str | None = None      # the analysis attach_reasons took reasons from
     _db: PackageDB | None = field(default=None, repr=False)
     _owners: dict[str, tuple[Owner, ...]] | None = field(default=None, repr=False)
 
@@ -196,8 +197,10 @@ def from_analysis(path: str) -> Inventory:
                      packages_json=pk)
 
 
-def attach_reasons(inv: Inventory, analysis: Inventory) -> None:
-    """Give an image's items the reasons an analysis of the same closure recorded."""
+def attach_reasons(inv: Inventory, analysis: Inventory, label: str) -> None:
+    """Give an image's items the reasons an analysis of the same closure (named by label)
+    recorded."""
+    inv.reasons_from = label
     for path, item in inv.items.items():
         other = analysis.items.get(path)
         if other is not None and other.reasons and not item.reasons:

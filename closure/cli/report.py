@@ -18,7 +18,7 @@ Examples:
 
   closure report curl.oci -o curl.html                 # a built image
 
-  closure analyze curl --json > a.json; closure report curl.oci --analysis a.json -o r.html
+  closure analyze curl --json --package-records > a.json; closure report curl.oci --analysis a.json -o r.html
 
 The page needs no network: treemaps of sizes by directory and by package, the packages,
 and every file with its size, package and the reasons it is in the image.
@@ -43,5 +43,5 @@ def register(app: typer.Typer) -> None:
         reasons = from_analysis(analysis) if analysis else None     # a bad one fails before the work
         inv = ao.load(source, ref=ref, hashes=False, targets=targets)
         if reasons is not None:
-            attach_reasons(inv, reasons)
+            attach_reasons(inv, reasons, analysis)
         write_file(output, render(inv, group(inv)).encode("utf-8", "surrogateescape"))

@@ -3,6 +3,7 @@ analyze --by-package, and the package records images carry."""
 from __future__ import annotations
 
 import hashlib
+import html
 import html.parser
 import json
 import os
@@ -400,6 +401,32 @@ def test_report_renders_in_chromium_and_lists_every_file(images, tmp_path):
     members = layer_members(images["curl"])
     want = sorted(p for p, (kind, _) in members.items() if kind != "dir")
     assert sorted(rows.paths) == want
+
+
+def test_report_of_an_image_takes_every_reason_from_its_analysis(images, tmp_path):
+    import re
+
+    def why(page: str) -> dict[str, str]:
+        rows = re.findall(r'<tr data-path="([^"]*)">.*?<td class="w">([^<]*)</td></tr>', page)
+        return {html.unescape(p): html.unescape(w) for p, w in rows}
+
+    members = layer_members(images["curl"])
+    want = {p for p, (kind, _) in members.items() if kind != "dir"}
+    full, bare = tmp_path / "full.json", tmp_path / "bare.json"
+    full.write_text(run("analyze", "/usr/bin/curl", "--json", "--package-records").stdout)
+    bare.write_text(run("analyze", "/usr/bin/curl", "--json").stdout)
+    report = tmp_path / "r.html"
+    run("report", images["curl"], "--analysis", full, "-o", report)
+    rows = why(report.read_text())
+    assert set(rows) == want
+    assert rows["/usr/bin/curl"] == "target"
+    assert all(w and not w.startswith("in the image") for w in rows.values()), \
+        [p for p, w in rows.items() if w.startswith("in the image")][:5]
+    # An analysis without the package records: those files are named as missing from it.
+    run("report", images["curl"], "--analysis", bare, "-o", report)
+    rows = why(report.read_text())
+    assert rows["/var/lib/dpkg/status.d/curl"] == f"in the image; not in the analysis {bare}"
+    assert rows["/usr/bin/curl"] == "target"
 
 
 # -- bad input --------------------------------------------------------------------------------
