@@ -152,6 +152,67 @@ def test_iconv_latin9_euro(tmp):
         assert sum(e.size for e in gconv) < 1_000_000
 
 
+CANCEL_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static void *run(void *a) { (void)a; for (;;) pause(); return 0; }
+int main(void) {
+    pthread_t t; void *r;
+    pthread_create(&t, 0, run, 0);
+    pthread_cancel(t);
+    pthread_join(t, &r);
+    puts(r == PTHREAD_CANCELED ? "canceled" : "not canceled");
+    return r != PTHREAD_CANCELED;
+}
+"""
+
+
+def test_pthread_cancel_finds_libgcc_s(tmp):
+    """glibc dlopens libgcc_s.so.1 to unwind a cancelled thread: no DT_NEEDED names it."""
+    from tests.elf_fixtures import cc
+    exe = cc(tmp / "cancel" / "cancel", CANCEL_C, "-pthread")
+    with image(tmp, "cancel", [str(exe)]) as (name, closure):
+        assert any(p.endswith("/libgcc_s.so.1") for p in closure.entries)
+        p = run(name, str(exe))
+        assert p.returncode == 0 and p.stdout == b"canceled\n", p
+    with image(tmp, "cancel-bare", [str(exe)], recipes=False) as (name, _):
+        p = run(name, str(exe))
+        assert p.returncode != 0 and b"libgcc_s.so.1 must be installed" in p.stderr, p
+
+
+# -- Mozilla NSS: the modules libnss3 dlopens by name -------------------------------------------
+
+NSS_C = r"""
+#include <stdio.h>
+typedef struct CERTCertificateStr CERTCertificate;
+int NSS_NoDB_Init(const char *configdir);
+void *SECMOD_LoadUserModule(char *spec, void *parent, int recurse);
+CERTCertificate *PK11_FindCertFromNickname(const char *nickname, void *wincx);
+int main(void) {
+    if (NSS_NoDB_Init(NULL) != 0) { puts("NSS_NoDB_Init failed"); return 2; }
+    SECMOD_LoadUserModule("name=\"Builtins\" library=libnssckbi.so", NULL, 0);
+    CERTCertificate *c = PK11_FindCertFromNickname("Builtin Object Token:ISRG Root X1", NULL);
+    puts(c ? "builtin root found" : "no builtin roots");
+    return c ? 0 : 1;
+}
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/x86_64-linux-gnu/libnss3.so"), reason="needs libnss3")
+def test_nss_program_has_its_softoken_and_builtin_roots(tmp):
+    """An NSS program (declared by hand: no libnss3-dev needed) starts NSS, which dlopens
+    its softoken, and finds a root CA in the built-in trust module libnssckbi."""
+    from tests.elf_fixtures import cc
+    exe = cc(tmp / "nss" / "nssprog", NSS_C, "-l:libnss3.so")
+    with image(tmp, "nss", [str(exe)]) as (name, _):
+        p = run(name, str(exe))
+        assert p.returncode == 0 and p.stdout == b"builtin root found\n", p
+    with image(tmp, "nss-bare", [str(exe)], recipes=False) as (name, _):
+        p = run(name, str(exe))
+        assert p.returncode == 2 and p.stdout == b"NSS_NoDB_Init failed\n", p
+
+
 # -- interpreters and the image's basics ------------------------------------------------------
 
 PY_CHECK = r"""
