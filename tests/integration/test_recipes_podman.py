@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,29 @@ def test_date_with_tz_prints_cet(tmp):
         assert p.returncode == 0 and p.stdout == b"CET\n", p
         p = run(name, "date", "-d", "@0", "+%Z", extra=["-e", "TZ=Europe/Paris"])
         assert p.returncode == 0 and p.stdout == b"CET\n", p
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/i18n/locales/fr_FR") or not shutil.which("localedef"),
+                    reason="needs the locales package (localedef, fr_FR source)")
+def test_locale_option_adds_that_locales_data(tmp):
+    """--locale fr_FR.UTF-8 brings fr_FR's data, generated with localedef into a root made
+    from date's own image (the host need not have it): date speaks French only with it."""
+    rootfs = tmp / "locale-root"
+    write_image(collect(["/usr/bin/date"], Options()), ROOT, str(rootfs), ImageOptions(format="rootfs"))
+    subprocess.run(["localedef", "-i", "fr_FR", "-f", "UTF-8", str(rootfs / "usr/lib/locale/fr_FR.utf8")],
+                   check=True, capture_output=True)
+    root = Root(str(rootfs))
+    for tag, locales, want in (("fr", ["fr_FR.UTF-8"], b"jeudi\n"), ("nofr", [], b"Thursday\n")):
+        closure = collect(["/usr/bin/date"], Options(root=root, recipe_vars=RecipeVars.from_options(locales=locales)))
+        assert ("/usr/lib/locale/fr_FR.utf8/LC_TIME" in closure.entries) == bool(locales)
+        name, out = f"closure-test/recipes:locale-{tag}", tmp / f"locale-{tag}.tar"
+        write_image(closure, root, str(out), ImageOptions(name="closure-test/recipes", tag=f"locale-{tag}", entrypoint=()))
+        podman("load", "-i", str(out))
+        try:
+            p = run(name, "date", "-d", "@0", "+%A", extra=["-e", "LC_ALL=fr_FR.UTF-8"])
+            assert p.returncode == 0 and p.stdout == want, p
+        finally:
+            podman("rmi", "-f", name, check=False)
 
 
 def test_iconv_latin9_euro(tmp):
