@@ -132,6 +132,28 @@ def test_ca_cert_is_appended_to_every_bundle(test_ca):
     assert {"gnutls", "openssl"} <= set(recipe_reasons(bundle) + recipe_reasons(c.entries["/usr/lib/ssl/cert.pem"]))
 
 
+def test_certifi_bundle_is_kept_with_its_package_and_gets_the_ca_cert(tmp_path, test_ca):
+    """A language runtime's own bundle (Python's certifi) travels when the package is in the
+    closure, with --ca-cert appended; without the package it is not taken."""
+    pkg = "/usr/lib/python3/dist-packages/certifi"
+    r = tmp_path / "root"
+    (r / pkg.lstrip("/")).mkdir(parents=True)
+    (r / pkg.lstrip("/") / "__init__.py").write_text("from .core import where\n")
+    (r / pkg.lstrip("/") / "core.py").write_text("def where(): return __file__[:-7] + 'cacert.pem'\n")
+    original = open(BUNDLE, "rb").read()
+    (r / pkg.lstrip("/") / "cacert.pem").write_bytes(original)
+    (r / "usr/bin").mkdir(parents=True)
+    (r / "usr/bin/app").write_text("#!/usr/bin/python3\n")
+    vars = RecipeVars.from_options(ca_certs=[test_ca / "ca.pem"])
+    opts = Options(root=Root(str(r)), recipe_vars=vars, includes=((f"{pkg}/__init__.py", f"{pkg}/__init__.py"),))
+    c = collect(["/usr/bin/app"], opts)
+    bundle = c.entries[f"{pkg}/cacert.pem"]
+    assert recipe_reasons(bundle) == ["certifi"]
+    assert bundle.content == original + (test_ca / "ca.pem").read_bytes()
+    c = collect(["/usr/bin/app"], Options(root=Root(str(r)), recipe_vars=vars))
+    assert f"{pkg}/cacert.pem" not in c.entries
+
+
 def test_ca_cert_rejects_files_without_a_certificate(tmp_path, test_ca):
     from closure.errors import BadInput
     with pytest.raises(BadInput, match="no PEM certificate"):
