@@ -36,7 +36,7 @@ def write_rootfs(plan: LayerPlan, root: Root, dest_dir: str, *, mtime: int,
             if progress:
                 progress(done)
         if as_root:
-            os.lchown(host, 0, 0)
+            os.lchown(host, item.uid, item.gid)   # 0:0, or a recipe's owner (a user's HOME)
         if item.kind != "symlink":
             os.chmod(host, item.mode)   # explicit: the umask must not decide modes
     # Times last, deepest first, so writing a child does not bump its directory's mtime.

@@ -138,6 +138,20 @@ def test_rootfs_dir_and_tar(tmp_path):
     assert r.compression.kind == "none" and r.layer.size == os.path.getsize(tmp_path / "fs.tar")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_rootfs_keeps_the_owners_the_layer_has(tmp_path):
+    """A HOME a recipe gives to its user is owned by that user in the rootfs as in the layer."""
+    c = small()
+    c.add(Entry("/home/nonroot", "dir", mode=0o755, uid=65532, gid=65532), Reason("recipe", recipe="glibc"))
+    write_image(c, ROOT, str(tmp_path / "fs"), ImageOptions(format="rootfs"))
+    st = (tmp_path / "fs/home/nonroot").stat()
+    assert (st.st_uid, st.st_gid) == (65532, 65532)
+    assert (tmp_path / "fs/home").stat().st_uid == 0 and (tmp_path / "fs/etc/motd").stat().st_uid == 0
+    write_image(c, ROOT, str(tmp_path / "fs.tar"), ImageOptions(format="rootfs-tar"))
+    with tarfile.open(tmp_path / "fs.tar") as t:
+        assert (t.getmember("home/nonroot").uid, t.getmember("home/nonroot").gid) == (65532, 65532)
+
+
 def test_modes_do_not_follow_the_umask(tmp_path):
     old = os.umask(0o077)
     try:
