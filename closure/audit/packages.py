@@ -208,11 +208,13 @@ class PackageDB:
         for block in text.split("\n\n"):
             vals: dict[str, str] = {}
             files: list[str] = []
+            lines: list[tuple[str, str]] = []
             cur_dir = ""
             for line in block.splitlines():
                 k, colon, v = line.partition(":")
                 if not colon or len(k) != 1:
                     continue
+                lines.append((k, v))
                 if k == "F":
                     cur_dir = v
                 elif k == "R":
@@ -224,7 +226,8 @@ class PackageDB:
                     name=vals["P"], version=vals["V"], architecture=vals.get("A", ""), kind="apk",
                     source=vals.get("o", ""), source_version=vals["V"] if vals.get("o") else "",
                     maintainer=vals.get("m", ""), homepage=vals.get("U", ""),
-                    description=vals.get("T", ""), license_text=vals.get("L", "")), ("apk", files))
+                    description=vals.get("T", ""), license_text=vals.get("L", ""),
+                    record=tuple(lines)), ("apk", files))
 
     def _diversions(self) -> dict[str, tuple[str, str]]:
         """diverted path -> (where it went, diverting package or ':' for a local one)."""

@@ -8,6 +8,10 @@ layout would lie. The distroless layout fits: one record per package under
 are in the image, by their image paths. Each package's `/usr/share/doc/<pkg>/copyright`
 is copied too: it is where scanners read licenses from, and shipping a GPL binary without
 its license is not allowed anyway.
+
+An Alpine root's packages get apk's own database instead, `/lib/apk/db/installed`
+(scanners read nothing else there), with each package's block cut down to the files the
+image holds; its L: field carries the license.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import posixpath
 from ..model import Closure, Reason, excluded
 from ..root import Root
 from . import deb822
-from .packages import STATUS_D, Package, PackageDB
+from .packages import APK_INSTALLED, STATUS_D, Package, PackageDB
 from .tree import RootTree
 
 RECIPE = "package-records"
@@ -88,6 +92,42 @@ def package_records(closure: Closure, root: Root, db: PackageDB | None = None) -
     return out
 
 
+def apk_installed(closure: Closure, db: PackageDB) -> bytes | None:
+    """/lib/apk/db/installed for the apk packages owning part of the closure, each block
+    listing only its files in the image; None when no apk package owns any."""
+    owned = owned_packages(closure, db)
+    keys = sorted(k for k in owned if db.packages[k].kind == "apk")
+    if not keys:
+        return None
+    blocks = [_apk_block(db.packages[k].record, set(owned[k]), db.tree.real_dir) for k in keys]
+    return "".join(blocks).encode("utf-8", "surrogateescape")
+
+
+def _apk_block(record, keep: set[str], real_dir) -> str:
+    """One package's block: its fields, then each F: directory (with its M: line) that
+    holds a kept R: file, the file's a: and Z: lines following it, as apk writes them."""
+    out: list[tuple[str, str]] = []
+    folder: list[tuple[str, str]] = []     # the current F: (and M:), not written yet
+    cur, kept = "", False
+    for k, v in record:
+        if k == "F":
+            cur, folder, kept = v, [(k, v)], False
+        elif k == "M":
+            folder.append((k, v))
+        elif k == "R":
+            kept = real_dir("/" + cur).rstrip("/") + "/" + v in keep
+            if kept:
+                out += folder
+                folder = []
+                out.append((k, v))
+        elif k in ("a", "Z"):
+            if kept:
+                out.append((k, v))
+        else:
+            out.append((k, v))
+    return "".join(f"{k}:{v}\n" for k, v in out) + "\n"
+
+
 def license_files(closure: Closure, db: PackageDB) -> list[tuple[str, str]]:
     """(copyright path, first owned path) for every deb package owning part of the closure
     whose copyright file exists in the root and is not in the closure yet."""
@@ -115,3 +155,6 @@ def add_package_records(collector, copyright: bool = True) -> None:
     for ipath, data in package_records(closure, root, db):
         name = posixpath.basename(ipath).removesuffix(".md5sums")
         collector.add_generated(ipath, data, 0o644, Reason("generated", recipe=RECIPE, name=name))
+    installed = apk_installed(closure, db)
+    if installed is not None:
+        collector.add_generated(APK_INSTALLED, installed, 0o644, Reason("generated", recipe=RECIPE, name="apk"))

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         show_dirs: bool = typer.Option(False, "--dirs", help="Also list directories in the table."),
         by_package: bool = typer.Option(False, "--by-package", help="Group files by the package (dpkg, apk) that owns them, with versions; --json adds a \"packages\" section."),
         user: Optional[str] = typer.Option(None, "--user", help="The user the image runs as (recipes make its passwd entry and HOME)."),
-        package_records: bool = typer.Option(False, "--package-records", help="Also list the dpkg status.d records `closure build` adds for scanners."),
+        package_records: bool = typer.Option(False, "--package-records", help="Also list the package records `closure build` adds for scanners (dpkg status.d, or apk's installed db)."),
         recipe_options: ro.RecipeOptions = None,
     ) -> None:
         from ..collect import Options, collect

@@ -19,7 +19,7 @@ _TARGET_PARAMS = (
     ("recipe_dirs", Optional[List[str]], o.RecipesDirOpt),
     ("no_package_records", bool, typer.Option(
         False, "--no-package-records",
-        help="For TARGETs: leave out the /var/lib/dpkg/status.d records and copyright files a build adds.")),
+        help="For TARGETs: leave out the package records (dpkg status.d and copyright files, apk's installed db) a build adds.")),
 )
 
 

@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
         library_path: Optional[List[str]] = o.LibraryPathOpt,
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
-        no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the /var/lib/dpkg/status.d records (and copyright files) that let scanners (syft, trivy, grype) see the packages inside."),
+        no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the package records that let scanners (syft, trivy, grype) see the packages inside (/var/lib/dpkg/status.d and copyright files; /lib/apk/db/installed on Alpine)."),
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
         probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run the shell command CMD under strace (in an empty scratch dir, with the image's PATH) and add what it touched; it must exit 0 (repeatable)."),

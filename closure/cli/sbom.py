@@ -21,9 +21,10 @@ Examples:
 
   closure sbom /usr/bin/curl --format spdx-json                   # what a build would hold
 
-Packages come from the image's /var/lib/dpkg/status.d records (closure writes them),
-a dpkg status database, or Alpine's apk database; licenses from
-/usr/share/doc/PKG/copyright. Every regular file is listed with its SHA-256.
+Packages come from the image's /var/lib/dpkg/status.d records (closure writes them), a
+dpkg status database, or Alpine's apk database (closure writes one cut to the image);
+licenses from /usr/share/doc/PKG/copyright, or apk's L: field. Every regular file is
+listed with its SHA-256.
 """
 
 

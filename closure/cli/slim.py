@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         tmpdir: Optional[str] = typer.Option(None, "--tmpdir", metavar="DIR", help="Where to unpack the source (default: $TMPDIR)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
-        no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the /var/lib/dpkg/status.d records (and copyright files) of the packages kept."),
+        no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the package records of the packages kept (/var/lib/dpkg/status.d and copyright files; /lib/apk/db/installed on Alpine)."),
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
         recipe_options: ro.RecipeOptions = None,

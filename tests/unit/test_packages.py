@@ -203,3 +203,75 @@ def test_deb822_round_trip():
     assert stanzas[0]["Description"] == "the foo library\nLonger text.\n\nMore."
     again = deb822.parse("\n".join(deb822.format_stanza(list(s.items())) for s in stanzas))
     assert again == stanzas
+
+
+APK_DB = """\
+C:Q1musl=
+P:musl
+V:1.2.4-r2
+A:x86_64
+L:MIT
+o:musl
+F:lib
+M:0:0:755
+R:ld-musl-x86_64.so.1
+a:0:0:755
+Z:Q1ld=
+R:libc.musl-x86_64.so.1
+Z:Q1link=
+
+C:Q1tool=
+P:tool
+V:2.0-r1
+A:x86_64
+L:Apache-2.0
+F:usr/bin
+R:tool
+Z:Q1tool=
+F:usr/share/tool
+R:unused.dat
+Z:Q1unused=
+
+P:absent
+V:1-r0
+A:x86_64
+F:usr/bin
+R:absent
+"""
+
+
+def test_alpine_image_carries_its_apk_records_cut_to_the_image(tmp_path):
+    """An Alpine root's image holds /lib/apk/db/installed (what scanners read there) with
+    the packages owning its files, each listing only the files the image holds; the image
+    alone then tells `closure sbom` its packages."""
+    from closure.audit.inventory import from_image
+    from closure.collect import Collector, Options
+    from closure.image import ImageOptions, write_image
+    from closure.model import Reason
+    r = tmp_path / "alpine"
+    write(r, "/lib/apk/db/installed", APK_DB)
+    write(r, "/lib/ld-musl-x86_64.so.1", "loader")
+    os.symlink("ld-musl-x86_64.so.1", r / "lib/libc.musl-x86_64.so.1")
+    write(r, "/usr/bin/tool", "tool")
+    write(r, "/usr/share/tool/unused.dat", "unused")
+    write(r, "/usr/bin/absent", "not in the image")
+    root = Root(str(r))
+    c = Collector(Options(root=root, recipes=False, package_records=True))
+    for path in ("/usr/bin/tool", "/lib/ld-musl-x86_64.so.1"):
+        c.add_path(path, Reason("include", name=path))
+    closure = c.finish()
+    installed = closure.entries["/lib/apk/db/installed"].content.decode()
+    assert installed == (
+        "C:Q1musl=\nP:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\no:musl\nF:lib\nM:0:0:755\n"
+        "R:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1ld=\n\n"
+        "C:Q1tool=\nP:tool\nV:2.0-r1\nA:x86_64\nL:Apache-2.0\nF:usr/bin\nR:tool\nZ:Q1tool=\n\n")
+    write_image(closure, root, str(tmp_path / "img.oci"), ImageOptions())
+    inv = from_image(str(tmp_path / "img.oci"))
+    assert inv.db.formats == ["apk"]
+    assert {p.name: p.version for p in inv.db.packages.values()} == {"musl": "1.2.4-r2", "tool": "2.0-r1"}
+    assert owners(inv.db, "/usr/bin/tool") == [("tool", "apk")]
+    assert inv.db.spdx_license(inv.db.by_name("musl")[0])[0] == "MIT"
+    # Without records, nothing of apk's database comes along.
+    c = Collector(Options(root=root, recipes=False))
+    c.add_path("/usr/bin/tool", Reason("include", name="/usr/bin/tool"))
+    assert "/lib/apk/db/installed" not in c.finish().entries
