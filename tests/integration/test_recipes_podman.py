@@ -1,5 +1,5 @@
-"""Issue 4's "Must show", in podman: images built from collect() + the image writer (and,
-when it exists, `closure build`) work because of the recipes, and fail without them.
+"""Issue 4's "Must show", in podman: images built from collect() + the image writer (and
+`closure build`) work because of the recipes, and fail without them.
 
 Each case builds its own image of one program, loads it, runs it with the flags these
 machines need, and removes it.
@@ -320,16 +320,9 @@ def test_sh_script_runs_with_its_shell(tmp):
         assert p.returncode == 0 and p.stdout == f"hi from {script}\n".encode(), p
 
 
-# -- the same through the CLI, once `closure build` exists ------------------------------------
-
-def _has_build() -> bool:
-    p = subprocess.run([sys.executable, "-m", "closure.cli.app", "build", "--help"], capture_output=True, text=True)
-    return p.returncode == 0 and "--ca-cert" in p.stdout
-
+# -- the same through the CLI ------------------------------------------------------------------
 
 def test_cli_build_with_ca_cert_and_no_recipes(tmp, ca):
-    if not _has_build():
-        pytest.skip("`closure build` with --ca-cert is not there yet")
     outs = {}
     for tag, flags in (("cli-ca", ["--ca-cert", str(ca.ca_cert)]), ("cli-bare", ["--no-recipes"])):
         out = tmp / f"{tag}.tar"
