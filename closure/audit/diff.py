@@ -144,7 +144,7 @@ def _size(i: Item) -> str:
 
 
 def _why(i: Item) -> str:
-    return describe(i.reasons[0]) + (f" (+{len(i.reasons) - 1} more)" if len(i.reasons) > 1 else "") \
+    return describe(i.reasons[0], i.type) + (f" (+{len(i.reasons) - 1} more)" if len(i.reasons) > 1 else "") \
         if i.reasons else ""
 
 

@@ -152,9 +152,9 @@ def render(inv: Inventory, grouping: Grouping) -> str:
 
 def _why(i: Item, inv: Inventory) -> str:
     if i.reasons:
-        return "; ".join(describe(r) for r in i.reasons)
+        return "; ".join(describe(r, i.type) for r in i.reasons)
     if inv.kind == "image" and inv.reasons_from:
         return f"in the image; not in the analysis {inv.reasons_from}"
     if inv.kind == "image":
-        return "in the image (no analysis given: closure report --analysis FILE adds reasons)"
+        return "in the image (it carries no reasons label: closure report --analysis FILE adds reasons)"
     return ""

@@ -122,14 +122,22 @@ def from_image(path: str, ref: str | None = None) -> Inventory:
                         "diff_id": layer.diff_id, "media_type": layer.media_type}
                        for layer in img.layers],
         }
+    reasons = _image_reasons(facts["config"])
     items = {}
     for p in sorted(fs.nodes):
         if p == "/":
             continue
         n = fs.nodes[p]
         items[p] = Item(p, n.type, n.mode, n.size if n.type == "file" else 0, n.target,
-                        n.sha256, n.sha1, p)
+                        n.sha256, n.sha1, p, reasons=reasons.get(p, ()))
     return Inventory("image", img.reference or os.path.basename(path.rstrip("/")), items, fs, facts)
+
+
+def _image_reasons(config: dict) -> dict:
+    """The reasons `closure build` and `slim` record in the image's config label, if any."""
+    from ..image.reasons import LABEL, decode
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return decode(labels[LABEL]) if LABEL in labels else {}
 
 
 def from_rootfs(path: str, *, hashes: bool = True) -> Inventory:
@@ -199,12 +207,12 @@ def from_analysis(path: str) -> Inventory:
 
 def attach_reasons(inv: Inventory, analysis: Inventory, label: str) -> None:
     """Give an image's items the reasons an analysis of the same closure (named by label)
-    recorded."""
+    recorded, in place of those the image's own label gave."""
     inv.reasons_from = label
     for path, item in inv.items.items():
+        # The analysis asked for wins over the reasons label the image carries.
         other = analysis.items.get(path)
-        if other is not None and other.reasons and not item.reasons:
-            inv.items[path] = dataclasses.replace(item, reasons=other.reasons)
+        inv.items[path] = dataclasses.replace(item, reasons=other.reasons if other is not None else ())
 
 
 # -- choosing ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def _idstring(text: str) -> str:
 
 
 def _reasons(item: Item) -> str:
-    return "; ".join(describe(r) for r in item.reasons)
+    return "; ".join(describe(r, item.type) for r in item.reasons)
 
 
 def _person(maintainer: str) -> str | None:

@@ -15,6 +15,7 @@ from ..root import Root
 from . import atomic
 from .compress import Compression, compression as make_compression
 from .config import Platform, closure_platform, image_config, image_env, run_config
+from .reasons import LABEL as REASONS_LABEL, encode as encode_reasons
 from .docker_archive import write_archive
 from .epoch import rfc3339, source_date_epoch
 from .oci import MT_LAYER, Descriptor, blob_path
@@ -173,7 +174,8 @@ def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts:
         platform=platform, created=created, diff_ids=[digests.diff_id],
         config=run_config(base=opts.base_config, closure_env=closure.env, env=opts.env,
                           entrypoint=entrypoint, cmd=opts.cmd, user=opts.user,
-                          workdir=opts.workdir, labels=opts.labels),
+                          workdir=opts.workdir,
+                          labels={**opts.labels, REASONS_LABEL: encode_reasons(closure)}),
         created_by=opts.created_by or f"closure build {targets}".rstrip(),
         comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, {plan.content_bytes} bytes")
     manifest, config_desc = write_layout(layout, config=config, layers=[layer], platform=platform,

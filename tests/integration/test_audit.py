@@ -429,6 +429,23 @@ def test_report_of_an_image_takes_every_reason_from_its_analysis(images, tmp_pat
     assert rows["/usr/bin/curl"] == "target"
 
 
+def test_images_carry_their_reasons(images, tmp_path):
+    """Built images record why each file is in (a config label): report and diff of images
+    alone give every file its reason."""
+    import re
+    members = layer_members(images["curl"])
+    report = tmp_path / "r.html"
+    run("report", images["curl"], "-o", report)
+    rows = dict(re.findall(r'<tr data-path="([^"]*)">.*?<td class="w">([^<]*)</td></tr>', report.read_text()))
+    assert set(rows) == {p for p, (kind, _) in members.items() if kind != "dir"}
+    assert rows["/usr/bin/curl"] == "target"
+    assert all(w and not w.startswith("in the image") for w in rows.values())
+    doc = json.loads(run("diff", images["curl"], images["curlgit"], "--json").stdout)
+    git = next(e for e in doc["added"] if e["path"] == "/usr/bin/git")
+    assert git["reasons"] == [{"kind": "target"}]
+    assert all(e["reasons"] for e in doc["added"])
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [

@@ -10,6 +10,7 @@ import pytest
 from closure.errors import BadInput
 from closure.image import ImageOptions, infer_format, write_image
 from closure.image.read import open_image
+from closure.image.reasons import LABEL as REASONS_LABEL, decode as decode_reasons
 from closure.image.validate import validate
 from closure.model import Closure, Entry, Reason
 from closure.root import Root
@@ -69,6 +70,9 @@ def test_oci_layout_and_config(tmp_path, monkeypatch):
     assert index["manifests"][0]["digest"] == r.manifest_digest
     cfg = config_of(out)
     assert cfg["created"] == "2023-11-14T22:13:20Z"
+    # The image says why each file is in: the reasons label round-trips the closure's.
+    reasons = decode_reasons(cfg["config"]["Labels"].pop(REASONS_LABEL))
+    assert {p: set(rs) for p, rs in reasons.items()} == {p: set(e.reasons) for p, e in c.entries.items()}
     assert cfg["config"] == {
         "Entrypoint": ["/usr/bin/env"], "Cmd": ["--version"], "User": "65534", "WorkingDir": "/tmp",
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -94,6 +98,8 @@ def test_base_config_is_kept_under_the_options(tmp_path):
         base_config=base, user="nobody", labels={"tier": "new"}, env=("HOME=/home",),
         platform=Platform("arm64", "linux", "v8"), created_by="closure slim src:1"))
     cfg = config_of(out)
+    assert REASONS_LABEL in cfg["config"]["Labels"]
+    del cfg["config"]["Labels"][REASONS_LABEL]
     assert cfg["config"] == {
         "Env": ["LANG=de_DE.UTF-8", "HOME=/home", "SSL_CERT_FILE=/etc/ssl/c.pem"],
         "Cmd": ["serve"], "User": "nobody", "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}},
@@ -102,8 +108,9 @@ def test_base_config_is_kept_under_the_options(tmp_path):
     assert cfg["history"][0]["created_by"] == "closure slim src:1"
     write_image(c, ROOT, str(tmp_path / "img2"), ImageOptions(
         base_config={"Entrypoint": ["/bin/sh"], "Cmd": ["-c", "x"]}, entrypoint=(), cmd=("y",)))
-    assert config_of(tmp_path / "img2")["config"] == {
-        "Cmd": ["y"], "Env": ["LANG=C.UTF-8", "SSL_CERT_FILE=/etc/ssl/c.pem"]}
+    cfg2 = config_of(tmp_path / "img2")["config"]
+    assert set(cfg2.pop("Labels")) == {REASONS_LABEL}
+    assert cfg2 == {"Cmd": ["y"], "Env": ["LANG=C.UTF-8", "SSL_CERT_FILE=/etc/ssl/c.pem"]}
 
 
 def test_entrypoint_can_be_empty(tmp_path):
