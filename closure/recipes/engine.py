@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClosureError, NotElf, NotFound, SymlinkLoop
+from ..errors import BadInput, ClosureError, NotElf, NotFound, SymlinkLoop
 from ..model import Closure, Reason
 from ..root import Root, normpath
 from . import walk
@@ -308,6 +308,8 @@ class _Run:
                 self.closure.env[name] = value
         elif kind == "warn":
             self._warn(f"recipe {self.recipe.name}: " + self.r.string(a.value, ctx, f"{self.where}.warn"))
+        elif kind == "fail":  # what the user asked for cannot be had: bad input, exit 2
+            raise BadInput(f"recipe {self.recipe.name}: " + self.r.string(a.value, ctx, f"{self.where}.fail"))
 
     def _tree(self, top: str | None) -> None:
         if top is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import BadInput
 
-ACTION_KINDS = ("path", "paths", "glob", "tree", "dir", "template", "copy", "env", "warn")
+ACTION_KINDS = ("path", "paths", "glob", "tree", "dir", "template", "copy", "env", "warn", "fail")
 # Keys an action may carry beside its kind, per kind.
 _COMMON = {"when", "each"}
 _EXTRA = {
@@ -40,6 +40,7 @@ _EXTRA = {
     "copy": {"to", "mode", "optional"},
     "env": set(),
     "warn": set(),
+    "fail": set(),
 }
 _ACTION_KEYS = set(ACTION_KINDS) | _COMMON | set().union(*_EXTRA.values())
 TOP_KEYS = ("description", "trigger", "probes", "add")

@@ -118,3 +118,13 @@ def test_relative_target_is_taken_from_the_working_directory(tmp_path):
     p = run("analyze", "./bin/app", "--root", str(tmp_path), cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
         "closure: error: ./bin/app: give an absolute path (inside the root) or a program name"]
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--tz", "Nowhere/City", "time zone Nowhere/City not found"),
+    ("--locale", "xx_YY.UTF-8", "locale xx_YY.UTF-8 not found"),
+])
+def test_a_zone_or_locale_asked_for_and_absent_is_bad_input(flag, value, words):
+    p = run("analyze", "/usr/bin/date", flag, value)
+    assert p.returncode == 2 and p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1 and words in p.stderr
