@@ -12,7 +12,7 @@ import os
 import shlex
 import tomllib
 
-from .errors import BadInput
+from .errors import BadInput, read_input
 
 # key -> kind. strlist accepts one string too; argv accepts a list or a shell-style string;
 # kv accepts a table {K = "V"} or a list of "K=V".
@@ -36,15 +36,9 @@ SMOKE_KEYS = {"argv": str, "stdin": str, "env": str, "net": str, "rc": int, "exp
 
 def load_spec(path: str) -> dict:
     """Read a spec; returns {option_name_with_underscores: value} for the keys it sets."""
+    data = read_input(path, f"spec file {path}")
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"spec file not found: {path}") from None
-    except IsADirectoryError:
-        raise BadInput(f"spec file is a directory: {path}") from None
-    except OSError as e:
-        raise BadInput(f"cannot read spec file {path}: {e.strerror}") from None
+        doc = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
     except UnicodeDecodeError:

@@ -13,7 +13,7 @@ import stat
 import tarfile
 from dataclasses import dataclass, field
 
-from ..errors import BadInput
+from ..errors import BadInput, read_input
 from ..model import Closure, Reason
 from ..root import Root
 from .packages import Owner, PackageDB
@@ -174,13 +174,9 @@ def read_analysis(path: str, label: str | None = None) -> tuple[dict, Closure]:
     """(the document, its Closure) of an `analyze --json` file; BadInput, named by label
     (default: the path), when it is not one."""
     label = label or path
+    data = read_input(path, label)
     try:
-        with open(path, "rb") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"{label}: no such file") from None
-    except OSError as e:
-        raise BadInput(f"{label}: cannot read it ({e.strerror})") from None
+        doc = json.loads(data)
     except ValueError as e:
         raise BadInput(f"{label}: not an analysis JSON document ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, read_input
 
 # One PEM certificate block; anything else in a --ca-cert file (a private key pasted into
 # the same file, comments) is dropped, so no key can ever reach an image by this route.
@@ -95,14 +95,7 @@ class RecipeVars:
 def read_ca_cert(path: str | Path) -> CACert:
     """Read a PEM file given with --ca-cert, keeping only its CERTIFICATE blocks."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"--ca-cert {path}: no such file") from None
-    except IsADirectoryError:
-        raise BadInput(f"--ca-cert {path}: is a directory, expected a PEM file") from None
-    except OSError as e:
-        raise BadInput(f"--ca-cert {path}: {e.strerror}") from None
+    data = read_input(str(path), f"--ca-cert {path}")
     blocks = [m.group(0).replace(b"\r\n", b"\n") for m in _PEM_CERT.finditer(data)]
     if not blocks:
         raise BadInput(f"--ca-cert {path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it")

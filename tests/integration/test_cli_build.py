@@ -212,7 +212,7 @@ def test_spec_file_and_overrides(tmp_path):
     (["/usr/bin/curl", "-o", "x.tar", "-t", "Bad:Name"], "invalid image name"),
     (["/usr/bin/curl", "-o", "x.tar", "--include", "relative"], "absolute paths"),
     (["/usr/bin/curl", "-o", "x.tar", "--label", "novalue"], "KEY=VALUE"),
-    (["-f", "/no/such/spec.toml"], "spec file not found"),
+    (["-f", "/no/such/spec.toml"], "spec file /no/such/spec.toml: no such file"),
     (["/usr/bin/curl", "-o", "x.tar", "--cmd", "echo 'unbalanced"], "--cmd: no closing quotation"),
     (["/usr/bin/curl", "-o", "x.tar", "--verify", "curl 'x"], "--verify: no closing quotation"),
 ])

@@ -63,7 +63,7 @@ CASES = [
     ("explain-dir", ["explain", "{plain}", "/etc/passwd"], "is a directory"),
     ("explain-garbage", ["explain", "{garbage}", "/etc/passwd"], "not an ELF file"),
     ("explain-empty-path", ["explain", "{garbage}", " "], "PATH is empty"),
-    ("explain-plan-dir", ["explain", "true", "/x", "--plan", "{plain}"], "cannot read it"),
+    ("explain-plan-dir", ["explain", "true", "/x", "--plan", "{plain}"], "is a directory, not a file"),
     ("explain-plan-garbage", ["explain", "true", "/x", "--plan", "{garbage}"], "not an analysis JSON document"),
     ("explain-plan-malformed", ["explain", "true", "/x", "--plan", "{malformed}"], "malformed analysis entry"),
     ("explain-plan-not-analysis", ["explain", "true", "/x", "--plan", "{nojson}"], "no entries list"),
