@@ -11,7 +11,7 @@ import posixpath
 import stat
 from dataclasses import dataclass, field
 
-from .elf.ldso import Loaded, Loader
+from .elf.ldso import PRELOAD_FILE, Loaded, Loader
 from .elf.reader import ELF_MAGIC, is_elf
 from .errors import BadInput, NotElf, NotFound, SymlinkLoop
 from .model import DEFAULT_PATH, Closure, Entry, Missing, Reason, excluded
@@ -229,6 +229,8 @@ class Collector:
             if edge.path is None and real in self._speculative:
                 self.closure.warnings.append(
                     f"{edge.by} (found by a dlopen string): needed {edge.name} not found")
+            elif edge.rule == "missing-auxiliary":  # ld.so runs without it
+                self.closure.warnings.append(f"{edge.by}: auxiliary filtee {edge.name} not found")
             elif edge.path is None:
                 self.closure.add_missing(Missing(edge.name, edge.by, edge.tried))
             else:
@@ -245,6 +247,8 @@ class Collector:
                 self.add_path(conf, Reason("interp", by=ipath, name=conf))
             return
         system = set(self.loader.platform(result.main.info).system_dirs)
+        if any(e.rule == "preload" for e in result.edges):
+            self.add_path(PRELOAD_FILE, Reason("interp", by=ipath, name=PRELOAD_FILE))
         for e in result.edges:
             if e.rule == "ld.so.cache" and posixpath.dirname(e.path) not in system:
                 self.add_path("/etc/ld.so.cache", Reason("interp", by=e.by, name=e.name))

@@ -51,3 +51,24 @@ def ldd_paths(path: Path, env: dict | None = None) -> dict[str, str]:
             where = where.split(" (")[0]
             out[name] = where if where == "not found" else os.path.realpath(where)
     return out
+
+
+def ldso_searched_subdirs() -> tuple[list[str], list[str]]:
+    """(glibc-hwcaps levels, legacy hwcap subdirectories) that the host's ld.so marks
+    "searched" in `ld.so --help`, best first: what this CPU makes the loader try."""
+    p = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--help"], capture_output=True, text=True)
+    hwcaps: list[str] = []
+    legacy: list[str] = []
+    section = None
+    for line in p.stdout.splitlines():
+        if line.startswith("Subdirectories of glibc-hwcaps"):
+            section = hwcaps
+        elif line.startswith("Legacy HWCAP subdirectories"):
+            section = legacy
+        elif not line.startswith("  "):
+            section = None
+        elif section is not None and "searched" in line:
+            name = line.split()[0]
+            if name not in section:
+                section.append(name)
+    return hwcaps, legacy

@@ -21,6 +21,7 @@ from .reader import ElfInfo, read_elf
 
 # musl's libc.so is also libpthread, librt, libm, libdl, libutil, libxnet.
 MUSL_BUILTIN = frozenset({"c", "pthread", "rt", "m", "dl", "util", "xnet"})
+PRELOAD_FILE = "/etc/ld.so.preload"
 
 
 @dataclass
@@ -102,28 +103,59 @@ class Loader:
             interp = self._load_interp(main, objects)
         edges: list[Edge] = []
         queue = [main]
+        # /etc/ld.so.preload: mapped right after the program, searched as its own deps
+        # would be, so they precede its DT_NEEDED in the breadth-first order (rtld.c).
+        for name in self._preloads(main):
+            found, _tried = self._search(name, main, main)
+            if found is not None:  # ld.so ignores a preload it cannot open, with a message
+                self._map(found, name, main, objects, queue, edges, "preload")
         while queue:
             obj = queue.pop(0)
-            for name in obj.info.needed:
+            # DT_FILTER and DT_AUXILIARY filtees are loaded like DT_NEEDED (after them
+            # here; ld.so takes the dynamic section's order, which puts them first in
+            # practice only for hand-made objects); a missing auxiliary one is no error.
+            deps = [(n, "missing") for n in obj.info.needed + obj.info.filter]
+            deps += [(n, "missing-auxiliary") for n in obj.info.auxiliary]
+            for name, missing in deps:
                 have = self._already(name, objects)
                 if have is not None:
                     edges.append(Edge(obj.spelled, name, have.spelled, "loaded"))
                     continue
                 found, tried = self._search(name, obj, main)
                 if found is None:
-                    edges.append(Edge(obj.spelled, name, None, "missing", tried))
+                    edges.append(Edge(obj.spelled, name, None, missing, tried))
                     continue
-                asked, spelled, real, finfo, rule = found
-                same = next((o for o in objects if o.real == real), None)
-                if same is not None:  # the same file under another name: ld.so checks dev/ino
-                    same.names.add(name)
-                    edges.append(Edge(obj.spelled, name, same.spelled, "loaded"))
-                    continue
-                new = Loaded(spelled, real, finfo, obj, {name}, rule, origin=posixpath.dirname(asked))
-                objects.append(new)
-                queue.append(new)
-                edges.append(Edge(obj.spelled, name, asked, rule))
+                self._map(found, name, obj, objects, queue, edges)
         return LoadResult(main, interp, edges, objects)
+
+    @staticmethod
+    def _map(found, name: str, by: Loaded, objects: list[Loaded], queue: list[Loaded],
+             edges: list[Edge], why: str = "") -> None:
+        """Record a search hit as a new object, or as another name of one already mapped."""
+        asked, spelled, real, finfo, rule = found
+        same = next((o for o in objects if o.real == real), None)
+        if same is not None:  # the same file under another name: ld.so checks dev/ino
+            same.names.add(name)
+            edges.append(Edge(by.spelled, name, same.spelled, "loaded"))
+            return
+        new = Loaded(spelled, real, finfo, by, {name}, why or rule, origin=posixpath.dirname(asked))
+        objects.append(new)
+        queue.append(new)
+        edges.append(Edge(by.spelled, name, asked, why or rule))
+
+    def _preloads(self, main: Loaded) -> list[str]:
+        """Names in the root's /etc/ld.so.preload (glibc only): separated by white space
+        or ':', '#' starting a comment, as rtld.c parses it."""
+        if self.is_musl(main) or not self.root.is_file(PRELOAD_FILE):
+            return []
+        try:
+            text = self.root.read_bytes(PRELOAD_FILE).decode("utf-8", "surrogateescape")
+        except OSError:
+            return []
+        names = []
+        for line in text.splitlines():
+            names += line.split("#", 1)[0].replace(":", " ").split()
+        return names
 
     def _load_interp(self, main: Loaded, objects: list[Loaded]) -> Edge:
         path = main.info.interp
@@ -161,9 +193,15 @@ class Loader:
             return self._search_musl(name, requester)
         tried: list[str] = []
         want = requester.info
-        if "/" in name:
-            return self._try_file(name if name.startswith("/") else "/" + name, want, tried, "path"), tuple(tried)
         plat = self.platform(want)
+        if "/" in name:
+            # A name with a slash is a path: its DSTs are expanded first ($ORIGIN of the
+            # requester), as _dl_map_object does; one that cannot expand opens nothing.
+            path = _substitute(name, requester.origin, plat) if "$" in name else name
+            if path is None:
+                return None, ()
+            # Relative: the process's cwd, which closure takes to be / (the image's default).
+            return self._try_file(path if path.startswith("/") else "/" + path, want, tried, "path"), tuple(tried)
         if not want.runpath:
             chain = requester
             while chain is not None:

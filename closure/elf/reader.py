@@ -21,6 +21,7 @@ SHT_PROGBITS, SHT_NOBITS, SHT_DYNSYM = 1, 8, 11
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
 DT_FLAGS_1 = 0x6FFFFFFB
+DT_AUXILIARY, DT_FILTER = 0x7FFFFFFD, 0x7FFFFFFF
 DF_1_NODEFLIB = 0x800
 DF_1_PIE = 0x08000000
 SHN_UNDEF = 0
@@ -44,6 +45,8 @@ class ElfInfo:
     has_dynamic: bool
     imports: frozenset[str]       # undefined dynamic symbols
     dlopen_strings: tuple[str, ...]  # lib*.so* strings, read only when dlopen is imported
+    filter: tuple[str, ...] = ()     # DT_FILTER filtees: loaded like DT_NEEDED, must exist
+    auxiliary: tuple[str, ...] = ()  # DT_AUXILIARY filtees: loaded when found, else ignored
 
     @property
     def is_pie(self) -> bool:
@@ -181,12 +184,13 @@ class _Reader:
             elif ptype == PT_LOAD:
                 loads.append((vaddr, off, filesz))
         needed, rpath, runpath, soname, flags_1 = [], (), (), None, 0
+        filtees: dict[int, list[str]] = {DT_FILTER: [], DT_AUXILIARY: []}
         if dyn is not None:
             tags = self._dynamic(*dyn)
             strtab = next((v for t, v in tags if t == DT_STRTAB), None)
             stroff = self._vaddr_to_offset(loads, strtab) if strtab is not None else None
             for t, v in tags:
-                if t in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH):
+                if t in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH, DT_FILTER, DT_AUXILIARY):
                     if stroff is None:
                         raise NotElf(f"malformed ELF (no DT_STRTAB): {self.path}")
                     s = self.cstr(stroff + v)
@@ -194,6 +198,8 @@ class _Reader:
                         needed.append(s)
                     elif t == DT_SONAME:
                         soname = s
+                    elif t in filtees:
+                        filtees[t].append(s)
                     elif t == DT_RPATH:
                         rpath += tuple(s.split(":"))
                     else:
@@ -208,6 +214,7 @@ class _Reader:
             osabi=self.d[7], etype=self.etype, interp=interp, needed=tuple(needed), rpath=rpath,
             runpath=runpath, soname=soname, flags_1=flags_1, has_dynamic=dyn is not None,
             imports=imports, dlopen_strings=self._soname_strings(secs) if dl else (),
+            filter=tuple(filtees[DT_FILTER]), auxiliary=tuple(filtees[DT_AUXILIARY]),
         )
 
     def _dynamic(self, off: int, size: int) -> list[tuple[int, int]]:

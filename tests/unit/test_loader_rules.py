@@ -9,7 +9,7 @@ import pytest
 from closure.elf.ldso import Loader
 from closure.elf.reader import read_elf
 from closure.root import Root
-from tests.elf_fixtures import cc, ldd_paths, lib, needs_gcc, rpath, set_machine
+from tests.elf_fixtures import cc, ldd_paths, ldso_searched_subdirs, lib, needs_gcc, rpath, set_machine
 
 pytestmark = needs_gcc
 MAIN_A = "int a(void); int main(void) { return a() - 1; }\n"
@@ -156,8 +156,9 @@ def test_platform_token_matches_ldd(tmp_path):
 def test_hwcap_subdirectories_in_ldso_order(tmp_path):
     """glibc-hwcaps levels, then the legacy hwcap subdirectories, then the dir itself: with
     the best one removed each time, the loader's next pick is ld.so's next pick."""
-    subs = ["glibc-hwcaps/x86-64-v4", "glibc-hwcaps/x86-64-v3", "glibc-hwcaps/x86-64-v2",
-            "tls", "haswell", "avx512_1", "x86_64", ""]
+    # Only what this CPU makes ld.so search (AMD: no haswell, no avx512_1), as it says.
+    hwcaps, legacy = ldso_searched_subdirs()
+    subs = [f"glibc-hwcaps/{h}" for h in hwcaps] + legacy + [""]
     for sub in subs:
         lib(tmp_path / "h" / sub / "liba.so", "a")
     exe = cc(tmp_path / "prog", MAIN_A, f"-L{tmp_path}/h", "-la", *rpath(f"{tmp_path}/h", True))
