@@ -114,8 +114,11 @@ class Loader:
             # DT_FILTER and DT_AUXILIARY filtees are loaded like DT_NEEDED (after them
             # here; ld.so takes the dynamic section's order, which puts them first in
             # practice only for hand-made objects); a missing auxiliary one is no error.
-            deps = [(n, "missing") for n in obj.info.needed + obj.info.filter]
-            deps += [(n, "missing-auxiliary") for n in obj.info.auxiliary]
+            # ld.so ignores the filtees of the object it was started on (`ldd LIB`).
+            deps = [(n, "missing") for n in obj.info.needed]
+            if obj is not main:
+                deps += [(n, "missing") for n in obj.info.filter]
+                deps += [(n, "missing-auxiliary") for n in obj.info.auxiliary]
             for name, missing in deps:
                 have = self._already(name, objects)
                 if have is not None:

@@ -86,6 +86,10 @@ def test_filter_and_auxiliary_filtees_are_loaded(tmp_path):
         assert c.closure.missing == [], "so it is not a missing dependency"
         assert any(f"auxiliary filtee libnone_{name}" in w for w in c.closure.warnings)
         assert str(tmp_path / "libb.so") in c.closure.entries
+        # ldd run on the filter library itself maps no filtee (the nvtx3interop case).
+        lone = lib(tmp_path / f"lone_{name}", "a", "-lc", f"-Wl,{flag},libb.so", *rpath(str(tmp_path), False))
+        assert str(tmp_path / "libb.so") not in ldd_mapped(lone)
+        assert "libb.so" not in edges("/", str(lone))
 
 
 def _chroot_with_libc(root: Path) -> Path:
