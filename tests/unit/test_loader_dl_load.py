@@ -173,3 +173,16 @@ def test_secure_mode_is_a_known_difference(tmp_path):
         assert p.returncode == 127 and "liba.so" in p.stderr, "secure mode: $ORIGIN is ignored"
     finally:
         shutil.rmtree(top)
+
+
+def test_origin_of_a_library_loaded_through_a_symlink_is_the_links_directory(tmp_path):
+    """dl-object.c takes l_origin from the name the library was opened by, not its target:
+    liba.so opened as lib/liba.so -> ../real/liba.so finds its $ORIGIN deps next to the link."""
+    lib(tmp_path / "lib/libb.so", "b")
+    lib(tmp_path / "real/libb.so", "b")  # a decoy next to the real file
+    lib(tmp_path / "real/liba.so", "a", f"-L{tmp_path}/lib", "-lb", *rpath("$ORIGIN", True))
+    (tmp_path / "lib/liba.so").symlink_to("../real/liba.so")
+    exe = cc(tmp_path / "prog", MAIN_A, f"-L{tmp_path}/lib", "-la", *rpath(f"{tmp_path}/lib", True))
+    want = ldd_paths(exe)["libb.so"]
+    assert want == str(tmp_path / "lib/libb.so")
+    assert edges("/", str(exe))["libb.so"] == want
