@@ -150,6 +150,8 @@ class PackageDB:
         self._by_name: dict[str, list[Package]] = {}
         self._divert: dict[str, tuple[str, str]] | None = None
         self._distro: Distro | None = None
+        self._index = False                           # the list index, once asked (None: none)
+        self._indexed: tuple[str, ...] = ()          # package keys the index's lists belong to
         self._read_dpkg()
         self._read_status_d()
         self._read_apk()
@@ -265,24 +267,63 @@ class PackageDB:
                         if new.rpartition("/")[2] in names}
         found = self._found
         real_dir = self.tree.real_dir
-        for key in self._lists:
+        for key, path in self._lines_named(look):
             pkg = self.packages[key]
             via = self._lists[key][0]
-            paths = self._paths(key)
-            for path in paths:
-                head, _, name = path.rpartition("/")
-                if name not in look:
-                    continue
-                d = divert.get(path)
-                if d is not None and d[1] != pkg.name:
-                    head, _, name = d[0].rpartition("/")  # moved aside by the diverter
-                if name not in names:
-                    continue
-                ipath = real_dir(head or "/").rstrip("/") + "/" + name
-                owners = found.setdefault(ipath, [])
-                if all(o.package is not pkg for o in owners):
-                    owners.append(Owner(pkg, via))
+            head, _, name = path.rpartition("/")
+            d = divert.get(path)
+            if d is not None and d[1] != pkg.name:
+                head, _, name = d[0].rpartition("/")  # moved aside by the diverter
+            if name not in names:
+                continue
+            ipath = real_dir(head or "/").rstrip("/") + "/" + name
+            owners = found.setdefault(ipath, [])
+            if all(o.package is not pkg for o in owners):
+                owners.append(Owner(pkg, via))
         self._scanned |= names
+
+    def _lines_named(self, look: set[str]):
+        """(package key, recorded path) of every list line whose last component is in
+        look, packages in database order (the order owners are credited in)."""
+        index = self._list_index()
+        if index is None:
+            for key in self._lists:
+                yield from ((key, p) for p in self._paths(key) if p.rpartition("/")[2] in look)
+            return
+        read: set[int] = set()
+        direct: dict[int, list[str]] = {}
+        for name in look:
+            for i, path in index.candidates(name):
+                if path is None:
+                    read.add(i)
+                else:
+                    direct.setdefault(i, []).append(path)
+        position = {k: i for i, k in enumerate(self._indexed)}
+        for key in self._lists:
+            i = position.get(key)
+            if i is None or i in read:   # not indexed (small status.d/apk lists), or named
+                lines = (p for p in self._paths(key) if p.rpartition("/")[2] in look)
+            else:
+                lines = direct.get(i, ())
+            for path in lines:
+                yield key, path
+
+    def _list_index(self):
+        """The persistent name index of a root's dpkg lists (listindex.py), or None for a
+        tree that is not a root on disk or has no dpkg lists."""
+        if self._index is False:
+            from .listindex import load_or_build
+            from .tree import RootTree
+            self._indexed = tuple(k for k, (via, where) in self._lists.items()
+                                  if via == "dpkg-list" and where is not None)
+            if not isinstance(self.tree, RootTree) or not self._indexed:
+                self._index = None
+            else:
+                lists = tuple(self._lists[k][1] for k in self._indexed)
+                self._index = load_or_build(
+                    self.tree.root, lists, f"/{DPKG}/info", (f"/{DPKG}/status", f"/{DPKG}/diversions"),
+                    lambda i: self._paths(self._indexed[i]))
+        return self._index
 
     def _generated_owner(self, ipath: str) -> tuple[Owner, ...]:
         for pattern, name, _tool in GENERATED_BY:
@@ -306,7 +347,9 @@ class PackageDB:
         are); a directory is shared by many packages and owned by none here. Files
         no package lists but a maintainer script generates are credited to that package.
         `also`: more file names to index in the same pass, for lookups that will follow."""
-        names = {p.rpartition("/")[2] for p in paths} | set(also)
+        names = {p.rpartition("/")[2] for p in paths}
+        if self._list_index() is None:  # a scan reads every list: take the hint's names too
+            names |= also
         names -= self._scanned
         if names and self._lists:
             self._scan(names)

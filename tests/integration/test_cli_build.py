@@ -236,3 +236,25 @@ def test_existing_dir_needs_force(tmp_path):
     assert p.returncode == 2 and "--force" in p.stderr
     p = closure("build", "/usr/bin/curl", "-o", "img", "--force", cwd=tmp_path)
     assert p.returncode == 0 and not (tmp_path / "img/file").exists()
+
+
+def test_cold_and_warm_package_index_give_one_digest(tmp_path):
+    """The dpkg list index cache never changes an image: two builds at once on a cold
+    cache and one on the warm cache it left give the same manifest digest."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    args = [*CLI, "build", "/usr/bin/curl", "--json", "-o"]
+    env["PYTHONPATH"] = str(REPO)
+    both = [subprocess.Popen([*args, str(tmp_path / f"c{i}.tar")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+    docs = []
+    for p in both:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        docs.append(json.loads(out))
+    index = list((tmp_path / "cache/closure/dpkg-index").iterdir())
+    assert len(index) == 1 and not [n for n in os.listdir(index[0].parent) if n.startswith(".")], \
+        "one whole index file, no temporary left"
+    warm = closure("build", "/usr/bin/curl", "--json", "-o", str(tmp_path / "w.tar"), env=env)
+    assert warm.returncode == 0, warm.stderr
+    docs.append(json.loads(warm.stdout))
+    assert len({d["manifest_digest"] for d in docs}) == 1
