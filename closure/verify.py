@@ -146,14 +146,25 @@ def _cached_flags(version: str) -> tuple[str, ...] | None:
     return None
 
 
+def _binary_stamp(podman: str | None) -> str:
+    """Which podman binary this is, without running it: path, size and mtime."""
+    try:
+        real = os.path.realpath(podman or "")
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return ""
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def _remember_flags(version: str, flags: tuple[str, ...]) -> None:
     _flag_cache[version] = flags
     path = _cache_file()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
+        doc = {"podman": version, "binary": _binary_stamp(shutil.which("podman")), "flags": list(flags)}
         with open(tmp, "w") as f:
-            json.dump({"podman": version, "flags": list(flags)}, f)
+            json.dump(doc, f)
         os.replace(tmp, path)
     except OSError as e:   # a cache we cannot write only costs time next run
         log.debug("cannot cache podman flags in %s: %s", path, e)
@@ -180,8 +191,19 @@ def working_podman_flags() -> tuple[str, ...] | None:
     if flags is not None:
         return flags
     podman = shutil.which("podman")
+    if podman is None:
+        return None
+    # The binary verify recorded: its flags, with no `podman --version` to pay (build's
+    # summary prints this line on every run).
     try:
-        return None if podman is None else _cached_flags(_podman_version(podman))
+        with open(_cache_file()) as f:
+            doc = json.load(f)
+        if doc.get("binary") and doc["binary"] == _binary_stamp(podman) and isinstance(doc.get("flags"), list):
+            return tuple(doc["flags"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        return _cached_flags(_podman_version(podman))
     except NoRuntime:
         return None
 

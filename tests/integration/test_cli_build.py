@@ -258,3 +258,28 @@ def test_cold_and_warm_package_index_give_one_digest(tmp_path):
     assert warm.returncode == 0, warm.stderr
     docs.append(json.loads(warm.stdout))
     assert len({d["manifest_digest"] for d in docs}) == 1
+
+
+def test_summary_does_not_run_podman_when_verify_recorded_its_binary(tmp_path):
+    """The run line's flags come from verify's record of this very podman binary (path,
+    size, mtime): printing the summary starts no podman process."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    marker = tmp_path / "ran"
+    fake = bindir / "podman"
+    fake.write_text(f"#!/bin/sh\necho ran >> {marker}\necho 'podman version 9.9.9'\n")
+    fake.chmod(0o755)
+    st = os.stat(fake)
+    cache = tmp_path / "cache" / "closure" / "podman-run-flags.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps({"podman": "podman version 9.9.9", "flags": ["--ulimit", "nproc=1024:1024"],
+                                 "binary": f"{fake}:{st.st_size}:{st.st_mtime_ns}"}))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PATH=f"{bindir}:{os.environ['PATH']}")
+    env.pop("CLOSURE_PODMAN_FLAGS", None)
+    p = closure("build", "/usr/bin/true", "-o", "t.tar", "--no-recipes", cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "podman run --rm --ulimit nproc=1024:1024 true:latest" in p.stdout
+    assert not marker.exists(), "podman was not run"
+    fake.write_text(fake.read_text() + "# changed\n")   # another binary: ask it, once
+    p = closure("build", "/usr/bin/true", "-o", "t2.tar", "--no-recipes", cwd=tmp_path, env=env)
+    assert p.returncode == 0 and marker.read_text().count("ran") == 1
