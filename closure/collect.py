@@ -38,6 +38,9 @@ class Options:
     excludes: tuple[str, ...] = ()
     path: str = DEFAULT_PATH                   # PATH for bare names and `#!/usr/bin/env NAME`
     package_records: bool = False              # dpkg status.d records scanners read (build: on)
+    runtime: str | None = None                 # --runtime: the interpreter of an app target
+    app_dirs: tuple[tuple[str, str], ...] = ()  # --app-dir (source dir, image dir)
+    dlopen_depth: int = 1                      # dlopen strings of objects found by strings, how deep
 
 
 class Collector:
@@ -53,7 +56,8 @@ class Collector:
         self._walked: set[str] = set()
         # Objects found only through dlopen strings: their unresolved deps are a guess,
         # reported as warnings, not as `missing` (which --strict fails on).
-        self._speculative: set[str] = set()
+        self._speculative: dict[str, int] = {}   # real path -> dlopen-string depth
+        self.apps: list = []                     # closure.imports.App of the targets
 
     # -- additions ------------------------------------------------------------------------
     def _add(self, entry: Entry, reason: Reason) -> bool:
@@ -92,7 +96,8 @@ class Collector:
             if walk and res.path not in self._walked and is_elf(self.root, res.path):
                 self._pending.append(res.path)
                 if reason.kind == "dlopen-string":
-                    self._speculative.add(res.path)
+                    self._speculative.setdefault(res.path, self._speculative.get(
+                        self.root.resolve(reason.by).path if reason.by else "", 0) + 1)
         else:
             return None  # sockets, fifos and devices are never copied
         return res.path
@@ -150,6 +155,8 @@ class Collector:
     def add_target(self, target: str, reason: Reason | None = None, depth: int = 0) -> str:
         """A program to run: an ELF file or a `#!` script (its interpreter follows)."""
         ipath = target if "/" in target else self.which(target)
+        if ipath is None and depth == 0 and self.root.path == "/" and os.path.exists(target):
+            ipath = normpath(os.path.abspath(target))   # `closure build app.py`, as python runs it
         if ipath is None:
             raise NotFound(f"{target}: not found on PATH in root {self.root.path}")
         if not ipath.startswith("/"):
@@ -160,6 +167,8 @@ class Collector:
             ipath = normpath(os.path.abspath(ipath))
         res = self.root.resolve(ipath)
         st = self.root.lstat(res.path)
+        if stat.S_ISDIR(st.st_mode) and depth == 0:
+            return self._add_app(ipath, True, reason)
         if stat.S_ISDIR(st.st_mode):
             raise BadInput(f"{target}: is a directory, not a program")
         if not stat.S_ISREG(st.st_mode):
@@ -171,6 +180,9 @@ class Collector:
             self.add_path(ipath, reason, walk=False)
             self._add_shebang(ipath, head, depth)
             return ipath
+        if depth == 0 and not head.startswith(ELF_MAGIC) and (
+                app := self._add_app(ipath, False, reason)):
+            return app
         if not head:
             raise NotElf(f"{target}: empty file, not an ELF program or script")
         if not head.startswith(ELF_MAGIC):
@@ -199,6 +211,35 @@ class Collector:
             self.add_target(interp, Reason("shebang", by=script, name=interp), depth + 1)
         except NotFound:
             self.closure.add_missing(Missing(interp, script, (interp,)))
+            return
+        from .imports import App, kind_of_interpreter
+        kind = kind_of_interpreter(interp)
+        if kind is not None and depth == 0:
+            self.apps.append(App(kind, script, interp, (script,)))
+
+    def _add_app(self, ipath: str, is_dir: bool, reason: Reason) -> str | None:
+        """An app target (closure.imports.detect): its runtime joins as a program, its main
+        file as the target, and the image's entrypoint runs the one with the other."""
+        from .imports import detect
+        app = detect(self.root, ipath, is_dir, self.opts.runtime)
+        if app is None:
+            return None
+        runtime = self.add_target(app.runtime, Reason("runtime", by=app.main, name=app.runtime), 1)
+        self.add_path(app.main, reason, walk=False)
+        self.apps.append(app)
+        if not self.closure.targets and self.closure.entrypoint is None:
+            self.closure.entrypoint = [runtime, *(self._app_path(a) for a in app.args)]
+            if app.top:
+                self.closure.workdir = self._app_path(app.top)
+        return app.main
+
+    def _app_path(self, path: str) -> str:
+        """Where an app's file lands in the image (moved by --app-dir)."""
+        for src, dest in self.opts.app_dirs:
+            src = normpath(src)
+            if path == src or path.startswith(src + "/"):
+                return normpath(dest + path[len(src):])
+        return path
 
     # -- the ELF walk -----------------------------------------------------------------------
     def walk_pending(self) -> None:
@@ -235,7 +276,9 @@ class Collector:
                 self.closure.add_missing(Missing(edge.name, edge.by, edge.tried))
             else:
                 self.add_path(edge.path, Reason("needed", by=edge.by, name=edge.name), walk=False)
-        if self.opts.dlopen_scan:
+        # Strings of objects that were themselves found only by a string are followed only
+        # to --dlopen-depth (libnet -> libgio -> libmount -> ... is a guess upon a guess).
+        if self.opts.dlopen_scan and self._speculative.get(real, 0) < self.opts.dlopen_depth:
             self._dlopen_strings(result.objects, result.main)
 
     def _add_loader_config(self, ipath: str, result) -> None:
@@ -269,6 +312,11 @@ class Collector:
         nothing: a recipe's file may be an ELF object whose libraries bring more."""
         recipes = _load_recipes(self.opts) if self.opts.recipes else None
         probes_done = not self.opts.probes
+        self.walk_pending()
+        if self.apps:
+            from .imports import add_app_files
+            for app in self.apps:
+                add_app_files(self, app)
         while True:
             self.walk_pending()
             before = self.changes

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 REASON_KINDS = frozenset({
     "target", "interp", "needed", "dlopen-string", "shebang", "recipe", "traced",
     "include", "symlink", "parent", "generated",
+    "import",    # found by an app's import graph (by: the importing file, name: the module)
+    "runtime",   # the interpreter an app target runs on (by: the app's main file)
 })
 
 
@@ -127,6 +129,8 @@ class Closure:
     missing: list[Missing] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)   # image config env added by recipes
     warnings: list[str] = field(default_factory=list)
+    entrypoint: list[str] | None = None   # an app target's [runtime, main] (None: the first target)
+    workdir: str | None = None            # an app directory target's dir
 
     def add(self, entry: Entry, reason: Reason) -> bool:
         """Add entry (or merge the reason into the existing one). True if anything changed."""
@@ -157,12 +161,14 @@ class Closure:
             "missing": [m.to_json() for m in sorted(self.missing, key=lambda m: (m.by, m.name))],
             "env": dict(sorted(self.env.items())),
             "total_bytes": self.total_bytes,
+            **({"entrypoint": list(self.entrypoint)} if self.entrypoint else {}),
+            **({"workdir": self.workdir} if self.workdir else {}),
         }
 
     @classmethod
     def from_json(cls, d: dict) -> "Closure":
         c = cls(root=d.get("root", "/"), targets=list(d.get("targets", [])),
-                env=dict(d.get("env", {})))
+                env=dict(d.get("env", {})), entrypoint=d.get("entrypoint"), workdir=d.get("workdir"))
         for e in d.get("entries", []):
             entry = Entry.from_json(e)
             c.entries[entry.path] = entry

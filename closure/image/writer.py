@@ -169,12 +169,12 @@ def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts:
     targets = " ".join(closure.targets)
     entrypoint = opts.entrypoint
     if entrypoint is None and opts.base_config is None:
-        entrypoint = tuple(closure.targets[:1])
+        entrypoint = tuple(closure.entrypoint or closure.targets[:1])
     config = image_config(
         platform=platform, created=created, diff_ids=[digests.diff_id],
         config=run_config(base=opts.base_config, closure_env=closure.env, env=opts.env,
                           entrypoint=entrypoint, cmd=opts.cmd, user=opts.user,
-                          workdir=opts.workdir,
+                          workdir=opts.workdir or (closure.workdir if opts.base_config is None else None),
                           labels={**opts.labels, REASONS_LABEL: encode_reasons(closure)}),
         created_by=opts.created_by or f"closure build {targets}".rstrip(),
         comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, {plan.content_bytes} bytes")

@@ -149,7 +149,7 @@ class _Index:
                       if closure.entries[p].type in ("file", "symlink")]
         self.targets = list(closure.targets)
         self.interpreters = sorted(
-            p for p, e in closure.entries.items() if any(r.kind == "shebang" for r in e.reasons))
+            p for p, e in closure.entries.items() if any(r.kind in ("shebang", "runtime") for r in e.reasons))
         self.fingerprint = (len(self.paths), hash(tuple(self.paths)))
 
 

@@ -6,19 +6,18 @@ build options) plus the literal arguments the recipe gave, and returns plain dat
 lists, strings, None), sorted where order is not meaningful, so results compare equal
 across runs: the engine re-applies a recipe only when its probe results change.
 
-Probes read the root only through Root (never a host path), except python_paths and
-perl_inc, which run the interpreter with -c when the root is the host itself.
+Probes read the root only through Root (never a host path) and never run a program from it:
+an interpreter's paths come from its files (ldd's warning: analysis must not execute what
+it analyses).
 """
 from __future__ import annotations
 
 import fnmatch
 import inspect
-import json
 import logging
 import posixpath
 import re
 import stat
-import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -635,67 +634,23 @@ def p11_kit_trust(ctx: ProbeContext) -> dict | None:
 # -- interpreters ------------------------------------------------------------------------------
 
 _PY_VERSION = re.compile(r"python(\d+\.\d+)")
-_PY_CODE = (
-    "import json, site, sys, sysconfig\n"
-    "print(json.dumps({'version': '%d.%d' % sys.version_info[:2],"
-    " 'stdlib': sysconfig.get_path('stdlib'),"
-    " 'dynload': next((p for p in sys.path if p.endswith('lib-dynload')), None),"
-    " 'site': site.getsitepackages()}))\n"
-)
-
-
 @probe
-def python_paths(ctx: ProbeContext, run: bool = True) -> dict | None:
-    """The stdlib dir, lib-dynload and site dirs of the Python in the closure. On the host
-    root it asks the interpreter itself (-I -c); on any other root, or for an embedded
-    libpython, it derives them from the layout (version from the file name, then
-    PREFIX/lib/pythonX.Y holding os.py)."""
+def python_paths(ctx: ProbeContext) -> dict | None:
+    """The stdlib dir, lib-dynload and site dirs of the Python in the closure, read from the
+    layout (closure.imports.pypath: pyvenv.cfg, the stdlib landmark, site.py), never by
+    running it; for an embedded libpython, from the library's place and name."""
+    from ..imports.pypath import python_env
     trig = ctx.trigger.path
     real = ctx.resolve(trig)
     if real is None:
         return None
-    base = posixpath.basename(real)
-    is_lib = base.startswith("libpython")
-    if run and ctx.root.path == "/" and not is_lib:
-        asked = _python_facts(_ask(ctx.root, real, "-I", "-c", _PY_CODE))
-        if asked is not None:
-            asked["site"] = [p for p in asked["site"] if ctx.root.is_dir(p)]
-            asked["exe"] = real
-            return asked
-    return _python_layout(ctx, real, is_lib)
-
-
-def _python_facts(out: bytes | None) -> dict | None:
-    try:
-        d = json.loads(out.decode().strip().splitlines()[-1]) if out else None
-    except (ValueError, IndexError):
-        return None
-    if not isinstance(d, dict) or not isinstance(d.get("stdlib"), str):
-        return None
-    return {"version": d["version"], "stdlib": posixpath.normpath(d["stdlib"]),
-            "dynload": d.get("dynload"), "site": [posixpath.normpath(p) for p in d.get("site") or []]}
-
-
-_ASKED: dict[tuple, bytes | None] = {}
-
-
-def _ask(root: Root, real: str, *args: str) -> bytes | None:
-    """The stdout of the host's interpreter `real` run with args, None when it fails; once
-    per (file, size, mtime) in a process, not on every round of the fixed point."""
-    key = (_file_key(root, real), args)
-    if key not in _ASKED:
-        exe, out = root.host(real), None
-        try:
-            p = subprocess.run([exe, *args], capture_output=True, timeout=20,
-                               env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
-            if p.returncode == 0:
-                out = p.stdout
-            else:
-                log.info("%s exited %d: %s", exe, p.returncode, p.stderr.decode(errors="replace").strip())
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.info("cannot run %s: %s", exe, e)
-        _ASKED[key] = out
-    return _ASKED[key]
+    if not posixpath.basename(real).startswith("libpython"):
+        env = python_env(ctx.root, trig)
+        if env is None:
+            return None
+        return {"version": env.version, "stdlib": env.stdlib, "dynload": env.dynload,
+                "site": list(env.site), "exe": env.real}
+    return _python_layout(ctx, real, True)
 
 
 def _python_layout(ctx: ProbeContext, real: str, is_lib: bool) -> dict | None:
@@ -727,26 +682,48 @@ def _python_layout(ctx: ProbeContext, real: str, is_lib: bool) -> dict | None:
 
 
 @probe
-def perl_inc(ctx: ProbeContext, run: bool = True) -> dict | None:
-    """Perl's @INC: asked of perl itself on the host root, else the absolute perl library
-    dirs compiled into the perl binary / libperl, in the order they appear there."""
+def perl_inc(ctx: ProbeContext) -> dict | None:
+    """Perl's @INC, never by running perl: the absolute library dirs compiled into the perl
+    binary / libperl, put in perl's own order with the dirs Config.pm names (sitearch,
+    sitelib, vendorarch, vendorlib, then others such as Debian's perl-base, archlib,
+    privlib); /etc dirs (APPLLIB) first, site_perl last."""
     real = ctx.resolve(ctx.trigger.path)
     if real is None:
         return None
-    inc: list[str] = []
-    if run and ctx.root.path == "/" and not posixpath.basename(real).startswith("libperl"):
-        out = _ask(ctx.root, real, "-e", 'print join("\\0", @INC)') or b""
-        inc = [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p.startswith(b"/")]
-    if not inc:
-        libperl = ctx.find_entry("libperl.so*")
-        for obj in (real, libperl):
-            if obj is None:
-                continue
-            for text in strings_with(ctx.root, obj, b"perl", r"/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*"):
-                if "/debug/" not in text and not text.endswith((".so", ".debug")):
-                    inc.append(text)
-    inc = [d for d in _dedup(inc) if ctx.root.is_dir(d)]
+    found: list[str] = []
+    libperl = ctx.find_entry("libperl.so*")
+    for obj in (real, libperl):
+        if obj is None:
+            continue
+        for text in strings_with(ctx.root, obj, b"perl", r"/[A-Za-z0-9_./+-]*perl[A-Za-z0-9_./+-]*"):
+            if "/debug/" not in text and not text.endswith((".so", ".debug")):
+                found.append(text)
+    found = [d for d in _dedup(found) if ctx.root.is_dir(d)]
+    cfg = _perl_config(ctx.root, found)
+    first = [d for d in found if d.startswith("/etc/")]
+    last = [d for d in found if "site_perl" in d]
+    head = [cfg[k] for k in ("sitearchexp", "sitelibexp", "vendorarchexp", "vendorlibexp") if k in cfg]
+    tail = [cfg[k] for k in ("archlibexp", "privlibexp") if k in cfg]
+    middle = [d for d in found if d not in first + last + head + tail]
+    inc = [d for d in _dedup(first + head + middle + tail + last) if ctx.root.is_dir(d)]
     return {"inc": inc, "exe": real} if inc else None
+
+
+_PERL_CFG = re.compile(r"^\s*(\w+exp)\s*=>?\s*'([^']*)'", re.M)
+
+
+def _perl_config(root: Root, dirs: list[str]) -> dict[str, str]:
+    """The *exp install dirs of Config.pm (and Config_heavy.pl), from the first dir that
+    holds Config.pm."""
+    for d in dirs:
+        out: dict[str, str] = {}
+        for name in ("Config.pm", "Config_heavy.pl"):
+            for k, v in _PERL_CFG.findall(_read_text(root, posixpath.join(d, name)) or ""):
+                if v.startswith("/"):
+                    out.setdefault(k, v)
+        if out:
+            return out
+    return {}
 
 
 @probe

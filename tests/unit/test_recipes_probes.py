@@ -236,20 +236,6 @@ def test_terminfo_uses_ncurses_search_list():
 
 # -- interpreters ------------------------------------------------------------------------------
 
-@needs(not os.path.exists("/usr/bin/python3"), reason="needs Debian's python3")
-def test_python_paths_run_and_derived_agree():
-    c = ctx("/usr/bin/python3")
-    asked = P.python_paths(c)
-    derived = P.python_paths(c, run=False)
-    assert asked["stdlib"] == derived["stdlib"] == "/usr/lib/python3.11"
-    assert asked["dynload"] == derived["dynload"] == "/usr/lib/python3.11/lib-dynload"
-    assert asked["version"] == derived["version"] == "3.11"
-    assert asked["exe"] == derived["exe"] == "/usr/bin/python3.11"
-    assert set(asked["site"]) == set(derived["site"])
-    runs = dict(P._ASKED)
-    assert P.python_paths(c) == asked and P._ASKED == runs     # asked once per process
-
-
 def test_python_paths_on_a_foreign_layout(tmp_path):
     (tmp_path / "opt/py/bin").mkdir(parents=True)
     (tmp_path / "opt/py/lib/python3.12/lib-dynload").mkdir(parents=True)
@@ -265,11 +251,8 @@ def test_python_paths_on_a_foreign_layout(tmp_path):
 
 
 @needs(not shutil.which("perl"), reason="needs perl")
-def test_perl_inc_run_and_derived_agree_and_modules_are_found():
+def test_perl_modules_are_found_in_inc():
     c = ctx("/usr/bin/perl")
-    asked = P.perl_inc(c)
-    derived = P.perl_inc(c, run=False)
-    assert asked["inc"] and set(asked["inc"]) == set(derived["inc"])
     got = P.perl_modules(c, modules=["POSIX", "Carp::Heavy", "Config_heavy.pl", "No::Such"])
     base = "/usr/lib/x86_64-linux-gnu/perl-base"
     assert f"{base}/POSIX.pm" in got["files"] and f"{base}/auto/POSIX/POSIX.so" in got["files"]
