@@ -63,3 +63,15 @@ def test_musl_answer_matches_the_real_musl_loader(alpine_like):
     assert {"/opt/vendor/lib/libv.so", "/usr/lib/libw.so"} <= ours
     run = subprocess.run(["bwrap", "--bind", str(alpine_like), "/", "--", "/usr/bin/app"])
     assert run.returncode == 0
+
+
+def test_alpine_release_is_carried_for_scanners(alpine_like):
+    """The os-release recipe takes an Alpine root's /etc/alpine-release and os-release
+    (scanners pick the OS feed from them); a root without them gets neither."""
+    c = collect(["/usr/bin/app"], Options(root=Root(str(alpine_like))))
+    assert "/etc/alpine-release" not in c.entries and "/etc/os-release" not in c.entries
+    (alpine_like / "etc/alpine-release").write_text("3.19.1\n")
+    (alpine_like / "etc/os-release").write_text('NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n')
+    c = collect(["/usr/bin/app"], Options(root=Root(str(alpine_like))))
+    assert c.entries["/etc/alpine-release"].reasons[0].recipe == "os-release"
+    assert c.entries["/etc/os-release"].type == "file"

@@ -76,6 +76,9 @@ def test_glibc_files_for_curl():
     assert e["/home/nonroot"].type == "dir"
     assert "/etc/services" in e and "/etc/protocols" in e          # libcurl calls getaddrinfo
     assert e["/etc/os-release"].type == "symlink"
+    if os.path.isfile("/etc/debian_version"):   # what trivy's Debian detector reads
+        assert e["/etc/debian_version"].type == "file"
+        assert e["/etc/debian_version"].reasons[0].recipe == "os-release"
     assert "/usr/lib/locale/C.utf8/LC_CTYPE" in e
     assert {r.kind for x in e.values() for r in x.reasons} <= REASON_KINDS
     # No secrets and nothing of the host's homes.
