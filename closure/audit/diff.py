@@ -135,6 +135,46 @@ def diff(a: Inventory, b: Inventory) -> Diff:
     return Diff(a, b, added, removed, changed, packages)
 
 
+FAIL_ON = ("any", "added-files", "added-packages", "removed-files", "growth=N%", "growth=SIZE")
+
+
+def tripped(d: Diff, conditions: tuple[str, ...]) -> list[str]:
+    """Which of the --fail-on conditions the diff meets, each said in words; BadInput
+    for a condition that is not one of FAIL_ON."""
+    from ..errors import BadInput
+    from ..units import parse_size
+    out = []
+    before, after = d.a.total_bytes, d.b.total_bytes
+    for cond in conditions:
+        if cond == "any":
+            hit = not d.empty
+            why = "the images differ"
+        elif cond == "added-files":
+            hit, why = bool(d.added), f"{len(d.added)} files added"
+        elif cond == "removed-files":
+            hit, why = bool(d.removed), f"{len(d.removed)} files removed"
+        elif cond == "added-packages":
+            names = [p.name for p in d.packages or () if p.a is None]
+            hit, why = bool(names), f"packages added: {', '.join(names)}"
+        elif cond.startswith("growth="):
+            limit = cond[len("growth="):]
+            grew = after - before
+            if limit.endswith("%"):
+                try:
+                    pct = float(limit[:-1])
+                except ValueError:
+                    raise BadInput(f"--fail-on {cond}: {limit!r} is not a percentage") from None
+                hit = grew > before * pct / 100
+            else:
+                hit = grew > parse_size(limit, f"--fail-on {cond}")
+            why = f"grew {human_size(max(grew, 0))} ({before} -> {after} bytes), more than {limit}"
+        else:
+            raise BadInput(f"--fail-on {cond}: not a condition (one of {', '.join(FAIL_ON)})")
+        if hit:
+            out.append(why)
+    return out
+
+
 def _size(i: Item) -> str:
     if i.type == "file":
         return human_size(i.size)

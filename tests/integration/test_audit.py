@@ -244,7 +244,8 @@ def test_records_parse_with_our_parser_and_with_dpkg(images, tmp_path):
 # -- diff -------------------------------------------------------------------------------------
 
 def test_diff_lists_exactly_gits_additions(images):
-    p = run("diff", images["curl"], images["curlgit"], "--json")
+    p = run("diff", images["curl"], images["curlgit"], "--json", check=False)
+    assert p.returncode == 1, "different: exit 1, as diff(1)"
     doc = json.loads(p.stdout)
     a = set(images["curl_closure"].entries)
     b = set(images["curlgit_closure"].entries)
@@ -259,7 +260,7 @@ def test_diff_lists_exactly_gits_additions(images):
     for e in doc["added"]:
         path = e["path"]
         assert path in git_only or path.startswith(("/var/lib/dpkg/status.d/", "/usr/share/doc/")), path
-    text = run("diff", images["curl"], images["curlgit"]).stdout
+    text = run("diff", images["curl"], images["curlgit"], check=False).stdout
     assert "+ /usr/bin/git" in text and "+ package git:amd64 " + dpkg_version("git") in text
 
 
@@ -267,12 +268,24 @@ def test_diff_of_analyses_and_exit_code(images, tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(run("analyze", "/usr/bin/curl", "--json", "--by-package").stdout)
     b.write_text(run("analyze", "/usr/bin/curl", "/usr/bin/git", "--json", "--by-package").stdout)
-    doc = json.loads(run("diff", a, b, "--json").stdout)
+    doc = json.loads(run("diff", a, b, "--json", check=False).stdout)
     added = {e["path"]: e for e in doc["added"]}
     assert added["/usr/bin/git"]["reasons"] == [{"kind": "target"}]
     assert "git" in {p["name"] for p in doc["packages"]["added"]}
-    assert run("diff", a, a, "--exit-code").returncode == 0
-    assert run("diff", a, b, "--exit-code", check=False).returncode == 1
+    assert run("diff", a, a).returncode == 0, "the same: exit 0"
+    assert run("diff", a, b, check=False).returncode == 1
+    # --fail-on: a CI gate; exit 1 only when a condition holds, saying which.
+    p = run("diff", a, b, "--fail-on", "added-packages", check=False)
+    assert p.returncode == 1 and "packages added: " in p.stderr and "git" in p.stderr
+    assert run("diff", a, b, "--fail-on", "removed-files").returncode == 0
+    assert run("diff", a, b, "--fail-on", "growth=1000%").returncode == 0
+    p = run("diff", a, b, "--fail-on", "growth=10%", check=False)
+    assert p.returncode == 1 and "grew " in p.stderr
+    assert run("diff", a, b, "--fail-on", "growth=1GB").returncode == 0
+    assert run("diff", a, b, "--fail-on", "growth=1kB", check=False).returncode == 1
+    for bad in ("growth=lots", "growth=x%", "bigger"):
+        p = run("diff", a, b, "--fail-on", bad, check=False)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--fail-on" in p.stderr, p.stderr
 
 
 # -- analyze --by-package -------------------------------------------------------------------
@@ -440,7 +453,7 @@ def test_images_carry_their_reasons(images, tmp_path):
     assert set(rows) == {p for p, (kind, _) in members.items() if kind != "dir"}
     assert rows["/usr/bin/curl"] == "target"
     assert all(w and not w.startswith("in the image") for w in rows.values())
-    doc = json.loads(run("diff", images["curl"], images["curlgit"], "--json").stdout)
+    doc = json.loads(run("diff", images["curl"], images["curlgit"], "--json", check=False).stdout)
     git = next(e for e in doc["added"] if e["path"] == "/usr/bin/git")
     assert git["reasons"] == [{"kind": "target"}]
     assert all(e["reasons"] for e in doc["added"])
