@@ -77,8 +77,30 @@ class Package:
             up = self.source + (f"@{self.source_version}" if self.source_version else "")
             q.append("upstream=" + urllib.parse.quote(up, safe=""))
         name = urllib.parse.quote(self.name, safe="")
-        ver = urllib.parse.quote(self.version, safe="")
+        # purl-spec: ':' is never encoded (an epoch reads 1:2.38-5, not 1%3A2.38-5).
+        ver = urllib.parse.quote(self.version, safe=":")
         return f"pkg:{self.kind}/{ns}/{name}@{ver}" + ("?" + "&".join(q) if q else "")
+
+
+    def depends(self) -> tuple[tuple[str, ...], ...]:
+        """What the package declares it needs, one tuple of alternatives each: dpkg's
+        Pre-Depends and Depends (versions and :arch qualifiers dropped), apk's D: names
+        (so:/cmd:/pc: provider names dropped: they name files, not packages)."""
+        out = []
+        if self.kind == "deb":
+            for k, v in self.record:
+                if k.lower() in ("pre-depends", "depends"):
+                    for clause in v.split(","):
+                        alts = tuple(a.strip().split(" ", 1)[0].split("(", 1)[0].split(":", 1)[0]
+                                     for a in clause.split("|"))
+                        if all(alts):
+                            out.append(alts)
+        else:
+            for k, v in self.record:
+                if k == "D":
+                    out += [(d.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].split("~", 1)[0],)
+                            for d in v.split() if ":" not in d and not d.startswith("!")]
+        return tuple(out)
 
 
 @dataclass(frozen=True)

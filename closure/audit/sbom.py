@@ -200,6 +200,26 @@ def _cdx_file(i: Item, ref: str) -> dict:
     return c
 
 
+def _package_graph(packages: list[Package], db: PackageDB | None) -> list[dict]:
+    """One CycloneDX dependency entry per package: the packages of the image it declares
+    it needs (an alternative a | b met by whichever is present; the same architecture, or
+    'all', preferred for a name present twice)."""
+    distro = db.distro if db else None
+    by_name: dict[str, list[Package]] = {}
+    for p in packages:
+        by_name.setdefault(p.name, []).append(p)
+    out = []
+    for pkg in packages:
+        needs = set()
+        for alts in pkg.depends():
+            present = [q for a in alts for q in by_name.get(a, ()) if q is not pkg]
+            if present:
+                best = next((q for q in present if q.architecture in (pkg.architecture, "all")), present[0])
+                needs.add(best.purl(distro))
+        out.append({"ref": pkg.purl(distro), "dependsOn": sorted(needs)})
+    return sorted(out, key=lambda d: d["ref"])
+
+
 def cyclonedx(inv: Inventory, grouping: Grouping | None = None) -> dict:
     grouping = grouping or group(inv)
     db = inv.db
@@ -237,8 +257,9 @@ def cyclonedx(inv: Inventory, grouping: Grouping | None = None) -> dict:
         components.append(c)
         pkg_refs.append(purl)
     components += [_cdx_file(i, "file:" + i.path) for i in files if i.path not in placed]
-    body = {"components": components,
-            "dependencies": [{"ref": "image", "dependsOn": sorted(set(pkg_refs))}]}
+    deps = [{"ref": "image", "dependsOn": sorted(set(pkg_refs))}]
+    deps += _package_graph([g.package for g in grouping.groups], db)
+    body = {"components": components, "dependencies": deps}
     meta_component = {"type": "container", "bom-ref": "image", "name": inv.name}
     if inv.image and inv.image.get("manifest_digest"):
         meta_component["version"] = inv.image["manifest_digest"]

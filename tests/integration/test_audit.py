@@ -149,6 +149,12 @@ def test_cyclonedx_of_the_curl_archive_validates_and_names_the_installed_version
     for pkg in CURL_PACKAGES + ("openssl",):
         assert comps[pkg]["version"] == dpkg_version(pkg), pkg
     assert "git" not in comps
+    # The package graph: dpkg's Depends among the packages present, by purl.
+    graph = {d["ref"]: d["dependsOn"] for d in curl["dependencies"]}
+    refs = {c["bom-ref"] for c in comps.values()}
+    assert set(graph["image"]) == refs and all(set(v) <= refs for v in graph.values())
+    assert comps["libcurl4"]["purl"] in graph[comps["curl"]["purl"]]
+    assert comps["libc6"]["purl"] in graph[comps["libcurl4"]["purl"]]
     # Exactly the image's regular files, each with the SHA-256 of its bytes in the layer.
     files = [f for c in curl["components"] for f in c.get("components", []) + [c] if f["type"] == "file"]
     got = {f["name"]: next(h["content"] for h in f["hashes"] if h["alg"] == "SHA-256") for f in files}

@@ -137,6 +137,17 @@ def test_purl_and_licenses(debian_root):
     assert {t.spdx for t in terms} == {"MIT", "BSD-3-Clause", "LGPL-2.1-or-later"}
 
 
+def test_purl_keeps_an_epoch_colon_and_depends_are_parsed():
+    from closure.audit.packages import Package
+    rec = (("Package", "bsdutils"), ("Pre-Depends", "libc6 (>= 2.34), libsystemd0:amd64"),
+           ("Depends", "debconf (>= 0.5) | debconf-2.0, perl:any"))
+    pkg = Package("bsdutils", "1:2.38.1-5+b1", "amd64", record=rec)
+    assert pkg.purl() == "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bb1?arch=amd64", "purl-spec: ':' unencoded"
+    assert pkg.depends() == (("libc6",), ("libsystemd0",), ("debconf", "debconf-2.0"), ("perl",))
+    apk = Package("curl", "8.5.0-r0", kind="apk", record=(("D", "ca-certificates-bundle so:libc.musl-x86_64.so.1 libcurl=8.5.0-r0"),))
+    assert apk.depends() == (("ca-certificates-bundle",), ("libcurl",))
+
+
 def test_distroless_status_d_with_md5sums(tmp_path):
     r = tmp_path / "img"
     write(r, "/var/lib/dpkg/status.d/libfoo1", "Package: libfoo1\nVersion: 1.2-1\nArchitecture: amd64\n")
