@@ -167,6 +167,7 @@ class Collector:
             ipath = normpath(os.path.abspath(ipath))
         res = self.root.resolve(ipath)
         st = self.root.lstat(res.path)
+        reason = reason or Reason("target")
         if stat.S_ISDIR(st.st_mode) and depth == 0:
             return self._add_app(ipath, True, reason)
         if stat.S_ISDIR(st.st_mode):
@@ -225,12 +226,17 @@ class Collector:
         if app is None:
             return None
         runtime = self.add_target(app.runtime, Reason("runtime", by=app.main, name=app.runtime), 1)
-        self.add_path(app.main, reason, walk=False)
+        if self._app_path(app.main) == app.main:    # else --app-dir puts it in place
+            self.add_path(app.main, reason, walk=False)
         self.apps.append(app)
         if not self.closure.targets and self.closure.entrypoint is None:
-            self.closure.entrypoint = [runtime, *(self._app_path(a) for a in app.args)]
+            self.closure.entrypoint = [self._app_path(runtime), *(self._app_path(a) for a in app.args)]
             if app.top:
                 self.closure.workdir = self._app_path(app.top)
+            else:   # a file inside --app-dir: run where the tree is
+                self.closure.workdir = next((normpath(d) for s, d in self.opts.app_dirs
+                                             if self._app_path(app.main) != app.main
+                                             and app.main.startswith(normpath(s) + "/")), None)
         return app.main
 
     def _app_path(self, path: str) -> str:
@@ -349,14 +355,33 @@ class Collector:
             if src == dest:
                 self.add_tree(src, Reason("include"))
                 continue
-            res = self.root.resolve(src)
-            st = self.root.lstat(res.path)
-            if not stat.S_ISREG(st.st_mode):
-                raise BadInput(f"--include {src}:{dest}: only a file can be put at another path")
-            self._add(Entry(dest, "file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
-                            source=res.path), Reason("include", name=src))
-            if is_elf(self.root, res.path):
-                self._pending.append(res.path)
+            self.add_tree_at(src, dest, Reason("include", name=src))
+        for src, dest in self.opts.app_dirs:
+            if not self.root.is_dir(src):
+                raise BadInput(f"--app-dir {src}: not a directory in root {self.root.path}")
+            self.add_tree_at(normpath(src), normpath(dest), Reason("include", name=src))
+
+    def add_tree_at(self, src: str, dest: str, reason: Reason) -> None:
+        """A file or a whole tree of the root put at another image path: links inside are
+        kept as links (their text as stored), ELF files are walked where they come from."""
+        res = self.root.resolve(src)
+        st = self.root.lstat(res.path)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise BadInput(f"{src}: neither a file nor a directory")
+        items = [res.path] + (self.root.tree(res.path) if stat.S_ISDIR(st.st_mode) else [])
+        for p in items:
+            out = normpath(dest + p[len(res.path):])
+            st = self.root.lstat(p)
+            why = reason if p == res.path else Reason("parent", by=dest)
+            if stat.S_ISLNK(st.st_mode):
+                self._add(Entry(out, "symlink", mode=0o777, target=self.root.readlink(p)), why)
+            elif stat.S_ISDIR(st.st_mode):
+                self._add(Entry(out, "dir", mode=stat.S_IMODE(st.st_mode)), why)
+            elif stat.S_ISREG(st.st_mode):
+                self._add(Entry(out, "file", mode=stat.S_IMODE(st.st_mode), size=st.st_size,
+                                source=p), why)
+                if is_elf(self.root, p):
+                    self._pending.append(p)
 
     def apply_excludes(self) -> None:
         """Drop paths matching a glob, and everything below a matching directory (the same

@@ -30,6 +30,10 @@ Examples:
 
   closure build /usr/bin/curl -o fs --format rootfs --verify 'curl --version'
 
+  closure build app.py -o app.tar                         # a Python app: its venv's imports, found statically
+
+  closure build --app-dir ./web:/app -o web.tar           # a Node app directory (package.json main) at /app
+
 The output format follows -o: a directory, a name with no extension or '.oci' gives an OCI
 layout; '*.tar' gives one archive that podman/skopeo read as OCI and docker as docker-archive.
 SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same digest.
@@ -59,6 +63,9 @@ def register(app: typer.Typer) -> None:
         workdir: Optional[str] = typer.Option(None, "--workdir", help="Working directory."),
         label: Optional[List[str]] = typer.Option(None, "--label", metavar="K=V", help="Image label (repeatable)."),
         include: Optional[List[str]] = typer.Option(None, "--include", metavar="SRC[:DEST]", help="Add a file or tree from the root, optionally at another path (repeatable)."),
+        app_dir: Optional[List[str]] = typer.Option(None, "--app-dir", metavar="DIR[:DEST]", help="Put the app tree DIR at DEST in the image (default /app), whole; it is the target when none is given; WorkingDir is DEST."),
+        runtime: Optional[str] = typer.Option(None, "--runtime", metavar="PROGRAM", help="The interpreter of an app target (default: its venv's python, or python3/node/java on PATH)."),
+        dlopen_depth: Optional[int] = typer.Option(None, "--dlopen-depth", min=0, metavar="N", help="Follow dlopen strings of objects that were themselves found by a string N levels deep (default 1: only strings of objects found otherwise)."),
         exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Leave out paths matching GLOB and everything below them (repeatable)."),
         root: Optional[str] = typer.Option(None, "--root", help="Take files from this directory instead of / (a sysroot, an unpacked image)."),
         keep_setuid: bool = typer.Option(False, "--keep-setuid", help="Keep setuid/setgid bits (stripped by default)."),
@@ -101,6 +108,18 @@ def _split_include(value: str) -> tuple[str, str]:
     return src, dest
 
 
+def _split_app_dir(value: str) -> tuple[str, str]:
+    import os
+
+    from ..errors import BadInput
+    src, sep, dest = value.partition(":")
+    dest = dest if sep else "/app"
+    src = os.path.abspath(src) if src and not src.startswith("/") else src
+    if not src or not dest.startswith("/"):
+        raise BadInput(f"--app-dir {value!r}: give DIR or DIR:/DEST")
+    return src, dest
+
+
 def _argv(value, what: str) -> tuple[str, ...] | None:
     from ..spec import split_argv
     if value is None:
@@ -127,6 +146,9 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
     from ..root import Root
 
     targets = list(v.get("targets") or ())
+    app_dirs = tuple(_split_app_dir(a) for a in v.get("app_dir") or ())
+    if not targets and app_dirs:
+        targets = [app_dirs[0][0]]
     if not targets:
         raise BadInput("nothing to build: give TARGET programs (or 'targets' in the spec)")
     out = v.get("output")
@@ -157,7 +179,9 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         probe_rounds=v.get("probe_rounds") or 5,
         includes=tuple(_split_include(i) for i in v.get("include") or ()),
         excludes=tuple(v.get("exclude") or ()),
-        package_records=not v.get("no_package_records"))
+        package_records=not v.get("no_package_records"),
+        runtime=v.get("runtime"), app_dirs=app_dirs,
+        dlopen_depth=1 if v.get("dlopen_depth") is None else v["dlopen_depth"])
     probes = len(collect_opts.probes)
     verified = None
     with Progress(enabled=not as_json) as progress:

@@ -100,3 +100,24 @@ def test_numpy_script_prints_the_inverse(py_apps, tmp_path):
         assert r.stdout.split() == ["[[-2.", "1.", "]", "[", "1.5", "-0.5]]"]
         r = podman(*RUN, "--network=none", tag, check=False)   # the entrypoint: python numpy_app.py
         assert r.returncode == 0 and "-0.5" in r.stdout, r.stderr
+
+
+def test_express_app_built_from_its_directory_serves(express_app, tmp_path):
+    with built(tmp_path, str(express_app)) as (tag, _):
+        port = free_port()
+        with serving(tag, str(port)) as name:
+            try:
+                doc = json.loads(get(f"http://127.0.0.1:{port}/"))
+            except AssertionError:
+                raise AssertionError(podman("logs", name, check=False).stderr)
+        assert doc == {"ok": True, "from": "express"}
+
+
+def test_express_app_placed_with_app_dir(express_app, tmp_path):
+    """--app-dir DIR:/srv/web: the whole tree at /srv/web, run from there."""
+    with built(tmp_path, "--app-dir", f"{express_app}:/srv/web") as (tag, _):
+        cfg = json.loads(podman("image", "inspect", tag).stdout)[0]["Config"]
+        assert cfg["Entrypoint"][-1] == "/srv/web/server.js" and cfg["WorkingDir"] == "/srv/web"
+        port = free_port()
+        with serving(tag, str(port)):
+            assert json.loads(get(f"http://127.0.0.1:{port}/"))["from"] == "express"
