@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 import typer
 
 from ..errors import ClosureError
 
+EPILOG = """Examples:
+
+  closure build /usr/bin/curl -o curl.tar     # ~10 MB: OCI + docker archive
+
+  closure analyze /usr/bin/curl --tree        # what it needs, and why
+
+  closure slim app.tar -o slim.tar            # slim an image (a CI step)
+
+  closure verify curl.tar -- curl --version   # run it in podman
+
+Exit status: 0 ok, 1 the job failed, 2 bad input or usage."""
+
 app = typer.Typer(
     name="closure",
     help="Build container images holding exactly what one program needs.",
+    epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,     # click's plain help, which keeps '\b' blocks (examples) unwrapped
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -38,6 +53,27 @@ from . import analyze, build, diff, explain, inspect, recipes, report, sbom, sli
 
 for _module in (analyze, build, diff, explain, inspect, recipes, report, sbom, slim, trace, verify):
     _module.register(app)
+
+
+def _unwrapped_examples(text: str | None) -> str | None:
+    """Mark each paragraph of indented lines (an example) with click's '\b', so help keeps
+    its lines as written instead of re-wrapping a command mid-comment."""
+    if not text:
+        return text
+    paras = text.split("\n\n")
+    return "\n\n".join("\b\n" + p if p.startswith("  ") and not p.startswith("\b") else p for p in paras)
+
+
+def _keep_examples(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        info.help = _unwrapped_examples(info.help)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _keep_examples(group.typer_instance)
+
+
+_keep_examples(app)
+app.info.epilog = _unwrapped_examples(app.info.epilog)
 
 
 def main() -> None:
@@ -68,10 +104,21 @@ def main() -> None:
             raise
         if not e.format_message():  # bare `closure`: help was printed
             sys.exit(2)
-        ctx = getattr(e, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"closure: error: {e.format_message()}{hint}", err=True)
+        typer.echo(f"closure: error: {_usage_message(e)}", err=True)
         sys.exit(getattr(e, "exit_code", 2))
+
+
+def _usage_message(e) -> str:
+    """A click usage error in one line: its suggestion once (typer and click both add
+    "Did you mean"), and for a command that runs a command line, where `--` goes."""
+    msg = re.sub(r"( Did you mean [^?]*\?)(\1)+", r"\1", e.format_message())
+    ctx = getattr(e, "ctx", None)
+    if ctx is None:
+        return msg
+    runs_argv = any(getattr(p, "metavar", None) == "-- CMD..." for p in ctx.command.params)
+    if type(e).__name__ == "NoSuchOption" and runs_argv:
+        return f"{msg} (to pass options to the command, put -- before it: '{ctx.command_path} ... -- CMD --opt')"
+    return f"{msg} (see '{ctx.command_path} --help')"
 
 
 if __name__ == "__main__":
