@@ -100,9 +100,27 @@ def resolve_in(closure: Closure, path: str) -> tuple[str, tuple[tuple[str, str],
     return real, tuple(links)
 
 
+def by_name(closure: Closure, name: str) -> str | None:
+    """The entry a bare name (a soname like libssl.so.3, a file name) stands for: the one
+    a reason asked for by that name (needed, dlopen), else the one so named; None when
+    none is; BadInput when several are."""
+    asked = sorted({p for p, e in closure.entries.items() for r in e.reasons if r.name == name})
+    hits = asked or sorted(p for p in closure.entries if posixpath.basename(p) == name)
+    if len(hits) > 1:
+        shown = ", ".join(hits[:5]) + (", ..." if len(hits) > 5 else "")
+        raise BadInput(f"{name} names {len(hits)} entries ({shown}): give the full path")
+    return hits[0] if hits else None
+
+
 def explain(closure: Closure, target: str, path: str) -> Explanation | None:
-    """The reason chain from target to path; None when path is not in the closure."""
+    """The reason chain from target to path (an image path, or a bare soname or file name);
+    None when path is not in the closure."""
     tgt = find_target(closure, target)
+    if "/" not in path:
+        named = by_name(closure, path)
+        if named is None:
+            return None
+        path = named
     asked = normpath(path)
     if asked in closure.entries:
         resolved, links = asked, ()

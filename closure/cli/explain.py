@@ -17,6 +17,8 @@ Examples:
 
   closure explain curl /lib/x86_64-linux-gnu/libssl.so.3 --json
 
+  closure explain curl libssl.so.3            # a soname or file name will do
+
   closure analyze curl --json > plan.json && closure explain curl /etc/passwd --plan plan.json
 """
 
@@ -27,7 +29,7 @@ def register(app: typer.Typer) -> None:
     @ro.with_recipe_options
     def explain(
         target: str = typer.Argument(..., help="The program (path, or name on the root's PATH)."),
-        path: str = typer.Argument(..., help="The image path to explain."),
+        path: str = typer.Argument(..., help="The image path to explain, or a soname / file name in the closure."),
         plan: Optional[str] = typer.Option(None, "--plan", metavar="JSON",
                                            help="Read the closure from `closure analyze --json` output instead of computing it."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),

@@ -173,7 +173,8 @@ class TarStream:
                 with root.open(item.source) as f:
                     self._copy(f, item)
             except OSError as e:
-                raise BadInput(f"cannot read {item.source} for {item.path}: {e.strerror}") from None
+                what = item.source if item.source == item.path else f"{item.source} (for {item.path})"
+                raise BadInput(f"cannot read {what}: {e.strerror}") from None
         self._put(_padding(item.size))
         self.done += item.size
         if self._progress:

@@ -103,3 +103,14 @@ def test_cli_explain_text_json_plan_and_exit_codes(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no such file" in p.stderr
     p = subprocess.run(CLI + ["explain", "curl", "/x", "--tz", "../etc"], capture_output=True, text=True)
     assert p.returncode == 2 and "--tz" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_soname_or_file_name_stands_for_its_entry():
+    """`closure explain curl libssl.so.3`: the entry a reason asked for by that name; a
+    plain file name works too; a name several entries have is bad input naming them."""
+    x = explain(curl(), "curl", "libssl.so.3")
+    assert x.resolved.endswith("/libssl.so.3") and x.from_target
+    assert explain(hand_made(), "app", "a.conf").resolved == "/etc/a.conf"
+    assert explain(hand_made(), "app", "nothing-such.so") is None
+    with pytest.raises(BadInput, match="names .* entries"):
+        explain(curl(), "curl", "openssl.cnf")   # /etc/ssl/ and /usr/lib/ssl/ (a link)
