@@ -7,12 +7,19 @@ rlimits or cgroups cannot be set (the first set that gets past the runtime wins 
 cached per podman version); CLOSURE_PODMAN_FLAGS fixes them instead. Without podman, the
 image is unpacked and run in bubblewrap with the config's Env, WorkingDir and User.
 
+An image whose architecture (its config's, or a rootfs command's ELF machine) is not the
+host's runs under qemu-user: in podman when the kernel has a binfmt_misc handler for it
+(registered with the F flag, so it works inside the container's root), else in bubblewrap
+with the static emulator (qemu-aarch64-static...) bound in and the command run through it.
+The result says which (`emulator`).
+
 Returns a VerifyResult when the command exits 0; raises JobFailed when it (or loading the
 image) fails, NoRuntime when nothing here can run containers.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import BadInput, ClosureError, JobFailed, NoRuntime
+from .qemu import Foreign, binfmt_handler
 from .root import Root
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,12 @@ class VerifyResult:
     returncode: int
     stdout: str
     stderr: str
+    emulator: str | None = None  # a foreign image: "binfmt_misc handler qemu-aarch64", or qemu's path
+
+    @property
+    def how(self) -> str:
+        """What ran it, for a person: "bwrap", "podman, binfmt_misc qemu-aarch64"..."""
+        return f"{self.runtime}, emulated by {self.emulator}" if self.emulator else self.runtime
 
 
 def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: str = "auto",
@@ -80,19 +94,66 @@ def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: 
         if not rootfs:
             from .image.read import open_image
             image = stack.enter_context(open_image(image_path))   # BadInput, early, for no image
+        foreign = _foreign(image, image_path, argv)
+        handler = binfmt_handler(foreign.arch) if foreign else None
         reasons = []
         if runtime in ("auto", "podman"):
             try:
-                return _podman(image_path, image, argv, tuple(podman_flags), network, capture, timeout)
+                if foreign and handler is None:
+                    raise NoRuntime(f"podman runs a linux/{foreign.arch} image only when binfmt_misc has "
+                                    f"a qemu handler for it (with the F flag); this machine has none")
+                result = _podman(image_path, image, argv, tuple(podman_flags), network, capture, timeout)
+                return dataclasses.replace(result, emulator=f"binfmt_misc handler {handler}") if handler else result
             except NoRuntime as e:
                 if runtime == "podman":
                     raise
                 reasons.append(str(e))
         try:
-            return _bwrap(image_path, image, argv, network, capture, timeout)
+            qemu = foreign.emulator() if foreign else None
+            return _bwrap(image_path, image, argv, network, capture, timeout, qemu)
         except NoRuntime as e:
             reasons.append(str(e))
             raise NoRuntime("; ".join(reasons)) from None
+
+
+def _foreign(image, image_path: str, argv: tuple[str, ...]) -> Foreign | None:
+    """The image's architecture when it is not this machine's: the config's for an image;
+    for a rootfs dir, the ELF machine of the command it is asked to run."""
+    from .image.config import host_platform
+    host = host_platform().architecture
+    if image is not None:
+        arch = image.config.get("architecture")
+        arch = arch if isinstance(arch, str) and arch else host
+    else:
+        arch = _command_arch(image_path, argv) or host
+    return Foreign(arch, host) if arch != host else None
+
+
+def _command_arch(rootfs: str, argv: tuple[str, ...]) -> str | None:
+    from .image.config import elf_platform
+    root = Root(rootfs)
+    path = _find_command(root, argv[0], None) if argv else None
+    if path is None:
+        return None
+    try:
+        with root.open(root.resolve(path).path) as f:
+            return elf_platform(f.read(20)).architecture
+    except (ClosureError, OSError):
+        return None
+
+
+def _find_command(root: Root, name: str, env: list | None) -> str | None:
+    """The image path of the program `name` names, looked up on the image's PATH inside
+    the root (qemu-user takes a path, it does not search PATH itself)."""
+    from .model import DEFAULT_PATH
+    if "/" in name:
+        return name if name.startswith("/") else None
+    path = next((e[5:] for e in env or [] if isinstance(e, str) and e.startswith("PATH=")), DEFAULT_PATH)
+    for d in path.split(":"):
+        candidate = f"{d.rstrip('/')}/{name}" if d.startswith("/") else None
+        if candidate and root.is_file(candidate):
+            return candidate
+    return None
 
 
 def _run(argv: Sequence[str], capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -299,7 +360,7 @@ def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
 
 
 def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture: bool,
-           timeout: float | None) -> VerifyResult:
+           timeout: float | None, qemu: str | None = None) -> VerifyResult:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise NoRuntime("bubblewrap (bwrap) is not installed")
@@ -327,13 +388,29 @@ def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture:
             if ids is None:
                 raise JobFailed(f"user {config['User']!r} is not in the image's /etc/passwd")
             line += ["--unshare-user", "--uid", ids[0], "--gid", ids[1]]
+        if qemu is not None:
+            command = _under_qemu(line, rootfs, command, config.get("Env"), qemu)
         line += ["--", *command]
         r = _run(line, capture, timeout)
         err = r.stderr or ""
         if r.returncode != 0 and capture and err.startswith("bwrap:") and "execvp" not in err:
             raise NoRuntime(f"bubblewrap cannot run here: {_tail(err)}")
-        result = VerifyResult("bwrap", tuple(line), r.returncode, r.stdout or "", err)
+        result = VerifyResult("bwrap", tuple(line), r.returncode, r.stdout or "", err, qemu)
         if r.returncode != 0:
             raise _failed(f"command failed in bubblewrap (exit {r.returncode}): "
                           f"{shlex.join(command)}: {_tail(err)}", result)
         return result
+
+
+QEMU_IN_SANDBOX = "/tmp/.closure-qemu"   # on the sandbox's own /tmp tmpfs: the root is not touched
+
+
+def _under_qemu(line: list[str], rootfs: str, command, env, qemu: str) -> list[str]:
+    """Bind the emulator in and make it the command: qemu runs the program (by its path in
+    the root, found on the image's PATH) with argv[0] kept as given."""
+    inside = f"{QEMU_IN_SANDBOX}/{os.path.basename(qemu)}"
+    line += ["--ro-bind", qemu, inside]
+    program = _find_command(Root(rootfs), command[0], env)
+    if program is None:
+        raise JobFailed(f"{command[0]}: not found in the image (PATH of the image config)")
+    return [inside, "-0", command[0], program, *command[1:]]

@@ -200,12 +200,13 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         doc = result.to_json()
         doc["warnings"] = list(closure.warnings)
         if verified is not None:
-            doc["verify"] = {"runtime": verified.runtime, "returncode": verified.returncode}
+            doc["verify"] = {"runtime": verified.runtime, "emulator": verified.emulator,
+                             "returncode": verified.returncode}
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
         typer.echo(summary(result, out))
         if verified is not None:
-            typer.echo(f"  verified   {v['verify']} (in {verified.runtime})")
+            typer.echo(f"  verified   {v['verify']} (in {verified.how})")
 
 
 def _mb(n: int) -> str:

@@ -18,8 +18,13 @@ Examples:
 
   closure verify fs --runtime bwrap -- /bin/ls /    # a rootfs dir
 
+  closure verify curl-arm64.tar -- curl --version    # under qemu on an amd64 host
+
 podman runs the image when installed (the flags that work on this host are found and
 cached; CLOSURE_PODMAN_FLAGS fixes them); otherwise bubblewrap runs it unpacked.
+An image of another architecture (linux/arm64 here) runs under qemu-user: in podman when
+binfmt_misc has a qemu handler for it, else in bubblewrap with qemu-aarch64-static (Debian
+package qemu-user-static) bound in; the ok line says which.
 
 Exit status: 0 the command succeeded; 1 it failed (or the image did not load);
 2 no usable runtime, or bad input.
@@ -56,7 +61,8 @@ def _show(result, as_json: bool, ok: bool) -> None:
     if result is None:
         return
     if as_json:
-        typer.echo(json.dumps({"ok": ok, "runtime": result.runtime, "argv": list(result.argv),
+        typer.echo(json.dumps({"ok": ok, "runtime": result.runtime, "emulator": result.emulator,
+                               "argv": list(result.argv),
                                "returncode": result.returncode, "stdout": result.stdout,
                                "stderr": result.stderr}, indent=2, sort_keys=True))
         return
@@ -65,4 +71,4 @@ def _show(result, as_json: bool, ok: bool) -> None:
     if result.stderr:
         typer.echo(result.stderr, nl=not result.stderr.endswith("\n"), err=True)
     if ok:
-        typer.echo(f"closure: verify: ok ({result.runtime})", err=True)
+        typer.echo(f"closure: verify: ok ({result.how})", err=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import NotElf, NotFound, SymlinkLoop
 from ..root import Root
 from .ldcache import LdCache
-from .platform import Platform, platform_for
+from .platform import Platform, root_platform
 from .reader import ElfInfo, read_elf
 
 
@@ -71,6 +71,7 @@ class Loader:
         self._elf: dict[str, ElfInfo | Exception] = {}
         self._subdirs: dict[tuple[str, Platform], tuple[str, ...]] = {}
         self._musl: str | None = None
+        self._platforms: dict[tuple[int, int], Platform] = {}
 
     # -- ELF reading (cached by resolved path) -------------------------------------------
     def elf(self, real: str) -> ElfInfo:
@@ -86,7 +87,10 @@ class Loader:
         return hit
 
     def platform(self, info: ElfInfo) -> Platform:
-        return platform_for(info.elfclass, info.machine, self.root.path == "/")
+        key = (info.elfclass, info.machine)
+        if key not in self._platforms:   # the root's glibc and the target's machine decide
+            self._platforms[key] = root_platform(self.root, *key)
+        return self._platforms[key]
 
     # -- the process image ----------------------------------------------------------------
     def load(self, target: str) -> LoadResult:

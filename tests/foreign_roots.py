@@ -1,0 +1,103 @@
+"""Debian roots of another architecture and of a newer release, made with `debootstrap
+--foreign` (download and unpack only: nothing of the root is run on the host, as it could
+not be for arm64) and then every downloaded .deb unpacked for a complete tree. Built at
+most once a day on a machine, under ~/.cache/closure-tests/foreign, shared by the tests."""
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.slim_images import CACHE, _locked, debian_mirror
+
+FOREIGN_VERSION = 3     # bump when what build_root makes changes
+FOREIGN_CACHE = CACHE / "foreign"
+QEMU_AARCH64 = "qemu-aarch64-static"
+ROOTS = {
+    # name: (suite, arch, extra packages)
+    "arm64": ("bookworm", "arm64", "curl,ca-certificates"),
+    "trixie": ("trixie", "amd64", ""),
+}
+
+
+def _unpack_debs(root: Path) -> int:
+    """Every .deb debootstrap downloaded, unpacked over the root; the existing directory
+    links of the merged /usr kept (what dpkg itself does), so /lib stays a link."""
+    debs = sorted((root / "var/cache/apt/archives").glob("*.deb"))
+    for deb in debs:
+        data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], input=data,
+                       capture_output=True, check=True)
+        deb.unlink()
+    return len(debs)
+
+
+def _ca_bundle(root: Path) -> None:
+    """What ca-certificates' postinst (update-ca-certificates) would write, which a foreign
+    root never ran: every certificate it ships selected (the default), concatenated."""
+    certs = sorted((root / "usr/share/ca-certificates").rglob("*.crt"))
+    if certs:
+        with open(root / "etc/ssl/certs/ca-certificates.crt", "wb") as out:
+            for cert in certs:
+                out.write(cert.read_bytes())
+
+
+def build_root(dest: Path, suite: str, arch: str, include: str) -> None:
+    work = dest.with_name(dest.name + ".work")
+    shutil.rmtree(work, ignore_errors=True)
+    cmd = ["debootstrap", "--foreign", f"--arch={arch}", "--variant=minbase"]
+    cmd += [f"--include={include}"] if include else []
+    p = subprocess.run(cmd + [suite, str(work), debian_mirror()], capture_output=True, text=True)
+    if p.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        pytest.skip(f"debootstrap --foreign {suite}/{arch} failed (mirror unreachable, or no "
+                    f"{suite} there?): {(p.stdout + p.stderr).strip().splitlines()[-1:]}")
+    _unpack_debs(work)
+    _ca_bundle(work)
+    if arch == "amd64":   # runs here: let the root's own ldconfig write its ld.so.cache
+        subprocess.run(["chroot", str(work), "/sbin/ldconfig"], capture_output=True, check=True)
+    work.rename(dest)
+
+
+def foreign_root(name: str) -> Path:
+    """The named root (see ROOTS), from today's cache or built now."""
+    for tool in ("debootstrap", "dpkg-deb", "tar", "chroot"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap needs root")
+    day_dir = FOREIGN_CACHE / f"{datetime.date.today().isoformat()}-v{FOREIGN_VERSION}"
+    dest = day_dir / name
+    with _locked(FOREIGN_CACHE / f"{name}.lock"):
+        if not dest.is_dir():
+            day_dir.mkdir(parents=True, exist_ok=True)
+            build_root(dest, *ROOTS[name])
+        for old in FOREIGN_CACHE.iterdir():   # earlier days' roots
+            if old.is_dir() and old != day_dir and re.fullmatch(r"\d{4}-\d\d-\d\d-v\d+", old.name):
+                shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def arm64_root() -> Path:
+    """debootstrap --foreign --arch=arm64 --variant=minbase bookworm, with curl."""
+    return foreign_root("arm64")
+
+
+@pytest.fixture(scope="session")
+def trixie_root() -> Path:
+    """debootstrap --foreign --variant=minbase trixie (amd64, glibc 2.41), its ld.so.cache
+    written by its own ldconfig."""
+    return foreign_root("trixie")
+
+
+def qemu_aarch64() -> str:
+    path = shutil.which(QEMU_AARCH64)
+    if path is None:
+        pytest.skip(f"needs {QEMU_AARCH64} (apt-get install qemu-user-static)")
+    return path
