@@ -61,6 +61,7 @@ class SlimOptions:
     recipe_dirs: tuple[str, ...] = ()
     recipe_vars: object | None = None
     package_records: bool = True              # status.d records of the packages kept
+    strict: bool = False                      # a link problem (closure check) fails the job
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,25 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             step("analysing " + " ".join(programs))
             closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
+            step("checking that every program links")
+            closure.warnings += link_problems(closure, root, opts.strict)
             step(f"writing {out_path}")
             result = write_image(closure, root, out_path, slim_image_options(source, config, image_opts),
                                  progress=progress)
             slimmed = SlimResult(source, stats, before, closure, result, probes, list(closure.targets))
             slimmed.report = build_report(slimmed)
             return slimmed
+
+
+def link_problems(closure: Closure, root: Root, strict: bool) -> list[str]:
+    """`closure check` on what slim keeps, as warnings; with strict, a failed job."""
+    from .check import check_closure
+    from .errors import JobFailed
+    report = check_closure(closure, root)
+    if strict and not report.ok:
+        raise JobFailed(f"the slim image would not link (--strict): {report.lines()[0]}"
+                        + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""))
+    return report.lines()
 
 
 def config_env(config: dict) -> dict[str, str]:

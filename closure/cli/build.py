@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         nss: Optional[List[str]] = ro.NssOpt,
         pycache: bool = ro.PycacheOpt,
         verify: Optional[str] = typer.Option(None, "--verify", metavar="CMD", help="Run CMD in the built image (podman, else bubblewrap); fail if it fails."),
+        strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when `closure check` finds a program of the image that would not link; a warning otherwise."),
         as_json: bool = typer.Option(False, "--json", help="Print the build summary as one JSON document."),
     ) -> None:
         given = {k: v for k, v in locals().items() if k not in ("spec", "as_json") and _given(v)}
@@ -190,6 +191,8 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         closure = collect(targets, collect_opts)
         for w in closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
+        progress.step("checking that every program links")
+        check_links(closure, root, collect_opts.library_path, bool(v.get("strict")))
         progress.step(f"writing {out}")
         result = write_image(closure, root, out, image_opts, progress=progress.bytes)
         if verify_argv:
@@ -207,6 +210,18 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         typer.echo(summary(result, out))
         if verified is not None:
             typer.echo(f"  verified   {v['verify']} (in {verified.how})")
+
+
+def check_links(closure, root, library_path=(), strict: bool = False) -> None:
+    """`closure check` on what is about to be written: each problem a warning, or with
+    --strict the job fails before anything is written."""
+    from ..check import check_closure
+    from ..errors import JobFailed
+    report = check_closure(closure, root, library_path)
+    for line in report.lines():
+        typer.echo(f"closure: {'error' if strict else 'warning'}: {line}", err=True)
+    if strict and not report.ok:
+        raise JobFailed(f"{len(report.problems)} link problems in the image (--strict)")
 
 
 def _mb(n: int) -> str:

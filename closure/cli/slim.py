@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         max_unpacked: str = typer.Option("64G", "--max-unpacked", metavar="SIZE", help="Refuse images that unpack to more than this."),
         tmpdir: Optional[str] = typer.Option(None, "--tmpdir", metavar="DIR", help="Where to unpack the source (default: $TMPDIR)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
+        strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when `closure check` finds a kept program that would not link; a warning otherwise."),
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
         no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the package records of the packages kept (/var/lib/dpkg/status.d and copyright files; /lib/apk/db/installed on Alpine)."),
         no_recipes: bool = o.NoRecipesOpt,
@@ -110,7 +111,7 @@ def register(app: typer.Typer) -> None:
             limits=Limits(max_total_bytes=total, max_file_bytes=min(total, Limits().max_file_bytes)),
             tmpdir=tmpdir, dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
             recipe_dirs=tuple(recipes or ()), package_records=not no_package_records,
-            recipe_vars=recipe_options.vars())
+            recipe_vars=recipe_options.vars(), strict=strict)
         with Progress(enabled=not as_json) as progress:
             result = run_slim(image, output, opts, image_opts, step=progress.step,
                               progress=progress.bytes)
