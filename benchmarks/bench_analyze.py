@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Time `closure analyze` against pax-utils' `lddtree` (Python, pyelftools) in the same run.
 
-Usage: python3 benchmarks/bench_analyze.py [--repeat N]
-Prints wall times (best of N) and the ratio lddtree/closure for:
-  1. /usr/bin/curl alone (closure analyze --json vs lddtree)
+Usage: python3 benchmarks/bench_analyze.py [--rounds N]
+Prints medians of interleaved rounds and the ratio for:
+  1. /usr/bin/curl alone: `closure analyze --json` (default settings: recipes on) and with
+     --no-recipes (the ELF closure only, what lddtree computes) vs lddtree
   2. every ELF file in /usr/bin, given to each tool in one invocation
 """
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import interleaved, row, run  # noqa: E402
 
 
 def elves(d="/usr/bin"):
@@ -27,36 +29,30 @@ def elves(d="/usr/bin"):
     return out
 
 
-def best(cmd, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=11)
     args = ap.parse_args()
-    closure = [sys.executable, "-m", "closure.cli.app", "analyze", "--no-recipes"]
     exe = os.path.join(os.path.dirname(sys.executable), "closure")
-    if os.path.exists(exe):
-        closure = [exe, "analyze", "--no-recipes"]
+    closure = [exe, "analyze"] if os.path.exists(exe) else [sys.executable, "-m", "closure.cli.app", "analyze"]
     lddtree = shutil.which("lddtree")
     if lddtree is None:
         sys.exit("lddtree not found: apt-get install pax-utils")
     lddtree_cmd = [sys.executable, lddtree]  # with this Python, which has pyelftools
-    print(f"{'case':<28} {'closure':>9} {'lddtree':>9} {'ratio':>7}")
-    c = best(closure + ["/usr/bin/curl", "--json"], args.repeat)
-    l = best(lddtree_cmd + ["/usr/bin/curl"], args.repeat)
-    print(f"{'curl':<28} {c:>8.3f}s {l:>8.3f}s {l / c:>6.1f}x")
     files = elves()
-    n = max(1, args.repeat // 3)
-    c = best(closure + ["--json"] + files, n)
-    l = best(lddtree_cmd + files, n)
-    print(f"{f'/usr/bin ({len(files)} ELF files)':<28} {c:>8.3f}s {l:>8.3f}s {l / c:>6.1f}x")
+    t = interleaved({
+        "curl": lambda: run(closure + ["/usr/bin/curl", "--json"]),
+        "curl-elf": lambda: run(closure + ["/usr/bin/curl", "--json", "--no-recipes"]),
+        "lddtree-curl": lambda: run(lddtree_cmd + ["/usr/bin/curl"]),
+    }, args.rounds)
+    print(f"{'medians of %d interleaved rounds' % args.rounds:<58} {'closure':>11} {'lddtree':>11}")
+    print(row("analyze curl --json (recipes on) vs lddtree curl", t["curl"], t["lddtree-curl"]))
+    print(row("analyze curl --json --no-recipes vs lddtree curl", t["curl-elf"], t["lddtree-curl"]))
+    t = interleaved({
+        "all": lambda: run(closure + ["--json", "--no-recipes"] + files),
+        "lddtree-all": lambda: run(lddtree_cmd + files),
+    }, max(1, args.rounds // 3))
+    print(row(f"/usr/bin, {len(files)} ELF files in one call", t["all"], t["lddtree-all"]))
 
 
 if __name__ == "__main__":
