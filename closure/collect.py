@@ -58,6 +58,7 @@ class Collector:
         # reported as warnings, not as `missing` (which --strict fails on).
         self._speculative: dict[str, int] = {}   # real path -> dlopen-string depth
         self.apps: list = []                     # closure.imports.App of the targets
+        self._guessed_missing: list[tuple[str, str]] = []   # needs of dlopen-string finds
 
     # -- additions ------------------------------------------------------------------------
     def _add(self, entry: Entry, reason: Reason) -> bool:
@@ -239,6 +240,26 @@ class Collector:
                                              and app.main.startswith(normpath(s) + "/")), None)
         return app.main
 
+    def own_trees(self) -> tuple[str, ...]:
+        """The target's own trees: each target's and app runtime's install prefix (the dir
+        above bin/), app dirs and venvs. Traced files in them are the program's, even under
+        /tmp, /home or /root (trace.select keeps them; credentials still stay out)."""
+        from .imports.pypath import find_venv
+        trees = set()
+        progs = list(self.closure.targets) + [a.runtime for a in self.apps if "/" in a.runtime]
+        for app in self.apps:
+            trees.add(app.top or posixpath.dirname(app.main))
+            venv = find_venv(self.root, app.runtime) if "/" in app.runtime else None
+            if venv:
+                trees.add(venv)
+        for p in progs:
+            for q in {p, self.root.try_resolve(p).path if self.root.try_resolve(p) else p}:
+                d = posixpath.dirname(q)
+                trees.add(posixpath.dirname(d) if posixpath.basename(d) == "bin" else d)
+        # never a whole top-level tree (/tmp, /home, /usr) nor a home dir itself
+        return tuple(sorted(t for t in trees if t.count("/") >= 2 and not
+                            (t.count("/") == 2 and t.startswith("/home/"))))
+
     def _app_path(self, path: str) -> str:
         """Where an app's file lands in the image (moved by --app-dir)."""
         for src, dest in self.opts.app_dirs:
@@ -274,10 +295,11 @@ class Collector:
         self._add_loader_config(ipath, result)
         for edge in result.edges:
             if edge.path is None and real in self._speculative:
-                self.closure.warnings.append(
-                    f"{edge.by} (found by a dlopen string): needed {edge.name} not found")
+                self._guessed_missing.append((edge.by, edge.name))
             elif edge.rule == "missing-auxiliary":  # ld.so runs without it
                 self.closure.warnings.append(f"{edge.by}: auxiliary filtee {edge.name} not found")
+            elif edge.path is None and self._loaded_by_name(edge.name):
+                pass   # a plugin's need met by what its host loaded first (the JDK's libjvm.so)
             elif edge.path is None:
                 self.closure.add_missing(Missing(edge.name, edge.by, edge.tried))
             else:
@@ -286,6 +308,13 @@ class Collector:
         # to --dlopen-depth (libnet -> libgio -> libmount -> ... is a guess upon a guess).
         if self.opts.dlopen_scan and self._speculative.get(real, 0) < self.opts.dlopen_depth:
             self._dlopen_strings(result.objects, result.main)
+
+    def _loaded_by_name(self, soname: str) -> bool:
+        """Is an object of that name in the closure by a recipe? ld.so satisfies a DT_NEEDED
+        with an already loaded object of the same soname, as when a JVM's lib/*.so, dlopened
+        by libjvm.so, need libjvm.so, which no search path of theirs holds."""
+        return any(posixpath.basename(p) == soname and any(r.kind == "recipe" for r in e.reasons)
+                   for p, e in self.closure.entries.items() if e.type == "file")
 
     def _add_loader_config(self, ipath: str, result) -> None:
         """The loader's own search configuration, when the image needs it: musl's path file,
@@ -342,6 +371,9 @@ class Collector:
             from .audit.records import add_package_records
             add_package_records(self)
         self.add_parents()
+        for by, name in dict.fromkeys(self._guessed_missing):
+            if not self._loaded_by_name(name):
+                self.closure.warnings.append(f"{by} (found by a dlopen string): needed {name} not found")
         for m in self.closure.missing:
             self.closure.warnings.append(f"{m.by}: needed {m.name} not found")
         return self.closure

@@ -272,6 +272,8 @@ class _Run:
                     continue
                 if a.ca_bundle and self.vars.ca_certs:
                     self._bundle(p)
+                elif a.keystore and self.vars.ca_certs:
+                    self._keystore(p)
                 elif self.c.add_path(p, self.reason) is None:
                     self._missing(p)
         elif kind == "glob":
@@ -361,6 +363,24 @@ class _Run:
         for link, target in links:
             self.c.add_symlink(link, target, self.reason)
         self.c.add_generated(final, extra, 0o644, self.reason)
+
+    def _keystore(self, p: str) -> None:
+        """The JKS trust store at p (its links followed) with the --ca-cert CAs as entries;
+        made from the root's PEM bundle when p is missing or no JKS."""
+        from .keystore import with_extra_cas
+        res = self.root.try_resolve(p)
+        have = self.root.read_bytes(res.path) if res is not None and self.root.is_file(res.path) else None
+        bundle = "/etc/ssl/certs/ca-certificates.crt"
+        pem = self.root.read_bytes(bundle) if self.root.is_file(bundle) else None
+        data = with_extra_cas(have, pem, b"".join(c.pem for c in self.vars.ca_certs))
+        if res is not None:
+            self.c.add_generated(res.path, data, 0o644, self.reason)
+            self.c.add_path(p, self.reason)
+            return
+        final, links = self.root.follow(p)
+        for link, target in links:
+            self.c.add_symlink(link, target, self.reason)
+        self.c.add_generated(final, data, 0o644, self.reason)
 
     def _missing(self, p: str) -> None:
         if not self.a.optional:

@@ -681,6 +681,38 @@ def _python_layout(ctx: ProbeContext, real: str, is_lib: bool) -> dict | None:
     return None
 
 
+# JDK libraries for desktops (X11, fonts, sound, images, smart cards): none of a server's
+# business, and they pull X11, freetype and ALSA in.
+_JDK_DESKTOP = ("libawt.so", "libawt_headless.so", "libawt_xawt.so", "libatk-wrapper.so", "libfontmanager.so", "libjawt.so",
+                "libjsound.so", "libsplashscreen.so", "liblcms.so", "libjavajpeg.so",
+                "libmlib_image.so", "libj2pcsc.so")
+
+
+@probe
+def jvm_home(ctx: ProbeContext) -> dict | None:
+    """A JDK's home from its libjli.so (HOME/lib/libjli.so), the VM its jvm.cfg names first
+    (-server KNOWN -> lib/server with libjvm.so), its cacerts, and the lib/*.so the JDK
+    loads by name (System.loadLibrary: libnio, libnet, libzip, ...), desktop ones left out."""
+    lib = ctx.lib("libjli.so")
+    if lib is None or posixpath.basename(posixpath.dirname(lib)) != "lib":
+        return None
+    home = posixpath.dirname(posixpath.dirname(lib))
+    vm = None
+    for line in (_read_text(ctx.root, f"{home}/lib/jvm.cfg") or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith("-") and parts[1] == "KNOWN":
+            if ctx.root.is_file(f"{home}/lib/{parts[0][1:]}/libjvm.so"):
+                vm = f"{home}/lib/{parts[0][1:]}"
+                break
+    if vm is None:
+        return None
+    libs = [f"{home}/lib/{n}" for n in ctx.root.listdir(f"{home}/lib")
+            if n.endswith(".so") and n not in _JDK_DESKTOP and ctx.root.is_file(f"{home}/lib/{n}")]
+    cacerts = f"{home}/lib/security/cacerts"
+    return {"home": home, "vm": vm, "libs": libs,
+            "cacerts": cacerts if ctx.root.exists(cacerts) or ctx.root.lstat(cacerts) else None}
+
+
 @probe
 def perl_inc(ctx: ProbeContext) -> dict | None:
     """Perl's @INC, never by running perl: the absolute library dirs compiled into the perl

@@ -31,7 +31,7 @@ ACTION_KINDS = ("path", "paths", "glob", "tree", "dir", "template", "copy", "env
 # Keys an action may carry beside its kind, per kind.
 _COMMON = {"when", "each"}
 _EXTRA = {
-    "path": {"optional", "ca_bundle"},
+    "path": {"optional", "ca_bundle", "keystore"},
     "paths": {"optional", "ca_bundle"},
     "glob": {"optional", "exclude"},
     "tree": {"optional", "exclude"},
@@ -95,6 +95,7 @@ class Action:
     optional: bool = False
     exclude: tuple[str, ...] = ()
     ca_bundle: bool = False
+    keystore: bool = False                # a JKS trust store: --ca-cert's CAs become entries
     owner: str | None = None              # "UID:GID" (templated) for a dir
 
     @property
@@ -114,6 +115,8 @@ class Action:
             d["exclude"] = list(self.exclude)
         if self.ca_bundle:
             d["ca_bundle"] = True
+        if self.keystore:
+            d["keystore"] = True
         return d
 
 
@@ -247,7 +250,7 @@ def _action(err: _Errors, index: int, a: dict) -> Action:
     for key in ("when", "each", "to", "owner"):
         if key in a and (not isinstance(a[key], str) or not a[key]):
             err.fail(f"{where}.{key}", "must be a non-empty string")
-    for key in ("optional", "ca_bundle"):
+    for key in ("optional", "ca_bundle", "keystore"):
         if key in a and not isinstance(a[key], bool):
             err.fail(f"{where}.{key}", "must be true or false")
     mode = None
@@ -256,7 +259,8 @@ def _action(err: _Errors, index: int, a: dict) -> Action:
     exclude = _strs(err, f"{where}.exclude", a["exclude"]) if "exclude" in a else ()
     return Action(index, kind, value, when=a.get("when"), each=a.get("each"), to=a.get("to"),
                   mode=mode, optional=a.get("optional", False), exclude=exclude,
-                  ca_bundle=a.get("ca_bundle", False), owner=a.get("owner"))
+                  ca_bundle=a.get("ca_bundle", False), keystore=a.get("keystore", False),
+                  owner=a.get("owner"))
 
 
 def _mode(err: _Errors, key: str, v) -> int:

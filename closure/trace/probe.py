@@ -46,7 +46,7 @@ def add_probe_results(collector, probe: str) -> None:
     result, scratch = _run(collector, probe)
     check_passed(probe, result)
     kept, warnings = traced_paths(result.accesses, collector.root, scratch=scratch,
-                                  include_secrets=include_secrets(opts))
+                                  include_secrets=include_secrets(opts), own=collector.own_trees())
     for w in warnings:
         collector.closure.warnings.append(f"probe {probe!r}: {w}")
     reason = Reason("traced", probe=probe)

@@ -54,12 +54,26 @@ def is_secret(path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, g) for g in SECRET_GLOBS)
 
 
+# Credentials that stay out even inside the target's own tree (a venv or app under /home).
+OWN_TREE_SECRET_PARTS = ("/.ssh/", "/.aws/", "/.docker/", "/.kube/", "/.gnupg/", "/.config/gcloud/")
+OWN_TREE_SECRET_NAMES = frozenset({".netrc", ".npmrc", ".pypirc", ".git-credentials",
+                                   ".bash_history", ".zsh_history", ".python_history"})
+
+
+def in_own_tree(path: str, own: Sequence[str]) -> bool:
+    """Is path in the target's own tree (its venv, app dir, interpreter prefix) and no
+    credential? Such a file is the program's, wherever it lives (/tmp, /home, /root)."""
+    return (any(under(path, o) for o in own) and path not in SECRET_FILES
+            and posixpath.basename(path) not in OWN_TREE_SECRET_NAMES
+            and not any(part in path + "/" for part in OWN_TREE_SECRET_PARTS))
+
+
 def _included(path: str, include: Sequence[str]) -> bool:
     return any(under(path, i) for i in include)
 
 
 def traced_paths(accesses: Iterable[Access], root: Root, scratch: Sequence[str] = (),
-                 include_secrets: Sequence[str] = ()) -> tuple[list[tuple[str, str]], list[str]]:
+                 include_secrets: Sequence[str] = (), own: Sequence[str] = ()) -> tuple[list[tuple[str, str]], list[str]]:
     """Successful accesses -> (sorted [(image path, kind)], sorted warnings).
 
     Paths are kept as the program spelled them (the collector adds the symlinks on the way);
@@ -93,7 +107,11 @@ def traced_paths(accesses: Iterable[Access], root: Root, scratch: Sequence[str] 
     secrets: set[str] = set()
 
     def admissible(path: str) -> bool:
-        if is_dropped(path, scratch) or path in written:
+        if path in written or any(under(path, s) for s in scratch):
+            return False
+        if in_own_tree(path, own):
+            return True
+        if is_dropped(path, scratch):
             return False
         if is_secret(path) and not _included(path, include):
             secrets.add(path)

@@ -121,3 +121,20 @@ def test_express_app_placed_with_app_dir(express_app, tmp_path):
         port = free_port()
         with serving(tag, str(port)):
             assert json.loads(get(f"http://127.0.0.1:{port}/"))["from"] == "express"
+
+
+def test_java_version_and_an_https_fetch_trusting_the_ca_given(java_fetch, tmp_path):
+    """The JVM recipe (jvm.cfg, libjvm.so, lib/modules, the JDK's own libraries) and
+    --ca-cert reaching the JVM's cacerts keystore: the fetch works with it, not without."""
+    from tests.tls import https_server, make_ca
+    ca = make_ca(tmp_path / "ca")
+    with built(tmp_path, "java", "--include", f"{java_fetch}:/app") as (plain, _), \
+         built(tmp_path, "java", "--include", f"{java_fetch}:/app", "--ca-cert", str(ca.ca_cert)) as (trusting, _):
+        r = podman(*RUN, "--network=none", trusting, "-version", check=False)
+        assert r.returncode == 0 and "OpenJDK" in r.stderr + r.stdout, r.stderr
+        with https_server(ca) as port:
+            url = f"https://localhost:{port}/"
+            r = podman(*RUN, "--network=host", trusting, "-cp", "/app", "Fetch", url, check=False)
+            assert r.returncode == 0 and r.stdout.startswith("200 hello from the closure test server"), r.stderr
+            r = podman(*RUN, "--network=host", plain, "-cp", "/app", "Fetch", url, check=False)
+            assert r.returncode != 0 and "PKIX" in r.stderr, r.stderr

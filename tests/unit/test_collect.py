@@ -155,3 +155,18 @@ def test_cache_of_a_foreign_root_is_read_and_kept_when_needed(tmp_path):
 def test_cache_is_not_added_when_default_dirs_suffice():
     c = collect(["/usr/bin/true"], Options(recipes=False))
     assert "/etc/ld.so.cache" not in c.entries
+
+
+def test_dlopen_strings_one_level_deep_unless_asked(tmp_path):
+    """prog names libplug (a string), libplug names libdeep (a string): libdeep is a guess
+    upon a guess, followed only with --dlopen-depth 2."""
+    d = tmp_path / "lib"
+    lib(d / "libdeep.so.1", "deep")
+    cc(d / "libplug.so.1", '#include <dlfcn.h>\nvoid *plug(void) { return dlopen("libdeep.so.1", RTLD_NOW); }\n',
+       "-ldl", "-Wl,-soname,libplug.so.1", *rpath(str(d), True), shared=True)
+    exe = cc(tmp_path / "prog", DLOPEN_MAIN, "-ldl", *rpath(str(d), True))
+    one = collect([str(exe)], Options(recipes=False))
+    assert str(d / "libplug.so.1") in one.entries and str(d / "libdeep.so.1") not in one.entries
+    two = collect([str(exe)], Options(recipes=False, dlopen_depth=2))
+    assert reasons(two, str(d / "libdeep.so.1")) == [
+        {"kind": "dlopen-string", "by": str(d / "libplug.so.1"), "name": "libdeep.so.1"}]

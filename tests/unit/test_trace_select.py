@@ -149,3 +149,20 @@ def test_missing_paths_exist_in_source_only(root):
             acc("/proc/1", ok=False, errno="ENOENT"),
             acc("/lib/x/libx.so.1", "stat", ok=False, errno="ENOENT")]
     assert missing_paths(accs, root) == (["/etc/hostname", "/lib/x/libx.so.1"], ["/etc/shadow"])
+
+
+def test_the_targets_own_tree_is_kept_under_tmp_and_home(root):
+    """A venv under /tmp or /home that the target lives in is the program's; its
+    credentials are still refused."""
+    own = ("/tmp/app/.venv", "/home/al/proj")
+    touched = [acc("/tmp/app/.venv/lib/python3.11/site-packages/flask/__init__.py"),
+               acc("/home/al/proj/app.py"), acc("/home/al/proj/.netrc"),
+               acc("/home/al/proj/.ssh/id_rsa"), acc("/home/al/other.py"), acc("/tmp/elsewhere")]
+    for a in touched:
+        p = root.host(a.path)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "w").close()
+    kept, warnings = traced_paths(touched, root, own=own)
+    assert [p for p, _ in kept] == ["/home/al/proj/app.py",
+                                     "/tmp/app/.venv/lib/python3.11/site-packages/flask/__init__.py"]
+    assert len(warnings) == 3   # .netrc, .ssh/id_rsa, other.py: secrets; /tmp/elsewhere dropped
