@@ -20,6 +20,9 @@ from .root import Root, normpath
 log = logging.getLogger(__name__)
 
 MAX_SHEBANG_DEPTH = 4
+# Files only the top of a root has: a directory holding one is a root of its own.
+SYSROOT_MARKS = ("etc/os-release", "usr/lib/os-release", "etc/ld.so.cache", "lib/apk/db/installed",
+                 "var/lib/dpkg/status")
 
 
 @dataclass
@@ -190,9 +193,27 @@ class Collector:
         if not head.startswith(ELF_MAGIC):
             raise NotElf(f"{target}: not an ELF file or a #! script")
         self.loader.elf(res.path)  # raises NotElf for truncated/malformed files
+        if depth == 0:
+            self._warn_if_in_a_sysroot(res.path)
         self.add_path(ipath, reason, walk=False)
         self._walk(ipath)
         return ipath
+
+    def _warn_if_in_a_sysroot(self, real: str) -> None:
+        """A program inside another root (an unpacked image, a sysroot) analysed on the
+        host root takes its loader and libraries from the host: say so, with the --root
+        that was probably meant (--strict makes it an error)."""
+        if self.root.path != "/":
+            return
+        d = posixpath.dirname(real)
+        while d not in ("/", ""):
+            d = posixpath.dirname(d)
+            if d != "/" and any(self.root.is_file(posixpath.join(d, m)) for m in SYSROOT_MARKS):
+                self.closure.warnings.append(
+                    f"{real} lies inside another root ({d}) but is analysed against the host's "
+                    f"libraries: give --root {d} (and the program's path inside it)")
+                self.closure.foreign_root = d
+                return
 
     def _add_shebang(self, script: str, head: bytes, depth: int) -> None:
         if depth >= MAX_SHEBANG_DEPTH:

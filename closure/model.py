@@ -131,6 +131,7 @@ class Closure:
     warnings: list[str] = field(default_factory=list)
     entrypoint: list[str] | None = None   # an app target's [runtime, main] (None: the first target)
     workdir: str | None = None            # an app directory target's dir
+    foreign_root: str | None = None       # a target lies in this other root, analysed on the host's
 
     def add(self, entry: Entry, reason: Reason) -> bool:
         """Add entry (or merge the reason into the existing one). True if anything changed."""

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         root: str = o.RootOpt,
         as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON document."),
         as_tree: bool = typer.Option(False, "--tree", help="Print the dependency tree like lddtree."),
-        strict: bool = typer.Option(False, "--strict", help="Exit 1 when a DT_NEEDED library cannot be found."),
+        strict: bool = typer.Option(False, "--strict", help="Exit 1 when a DT_NEEDED library cannot be found, or a target lies inside another root analysed without --root."),
         library_path: Optional[List[str]] = o.LibraryPathOpt,
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
         no_recipes: bool = o.NoRecipesOpt,
@@ -82,5 +82,5 @@ def register(app: typer.Typer) -> None:
         else:
             from ..report import table
             typer.echo(table(closure, show_dirs))
-        if strict and closure.missing:
+        if strict and (closure.missing or closure.foreign_root):
             raise typer.Exit(1)

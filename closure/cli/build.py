@@ -191,6 +191,9 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         closure = collect(targets, collect_opts)
         for w in closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
+        if closure.foreign_root and v.get("strict"):
+            from ..errors import JobFailed
+            raise JobFailed(f"a target lies inside {closure.foreign_root}: build with --root {closure.foreign_root} (--strict)")
         progress.step("checking that every program links")
         check_links(closure, root, collect_opts.library_path, bool(v.get("strict")))
         progress.step(f"writing {out}")

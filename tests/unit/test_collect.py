@@ -170,3 +170,27 @@ def test_dlopen_strings_one_level_deep_unless_asked(tmp_path):
     two = collect([str(exe)], Options(recipes=False, dlopen_depth=2))
     assert reasons(two, str(d / "libdeep.so.1")) == [
         {"kind": "dlopen-string", "by": str(d / "libplug.so.1"), "name": "libdeep.so.1"}]
+
+
+def test_a_program_inside_another_root_analysed_on_the_host_is_warned_about(tmp_path):
+    """A sysroot's program built without --root takes the host's libraries: a warning that
+    names the --root meant, and --strict fails (analyze exit 1; build writes nothing)."""
+    import shutil
+    import subprocess
+    import sys
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "usr/bin").mkdir(parents=True)
+    (sysroot / "etc").mkdir()
+    (sysroot / "etc/os-release").write_text("ID=debian\n")
+    shutil.copy("/usr/bin/true", sysroot / "usr/bin/true")
+    c = collect([str(sysroot / "usr/bin/true")], Options(recipes=False))
+    assert c.foreign_root == str(sysroot)
+    assert any(f"give --root {sysroot}" in w for w in c.warnings)
+    assert collect(["/usr/bin/true"], Options(recipes=False)).foreign_root is None
+    cli = [sys.executable, "-m", "closure.cli.app"]
+    p = subprocess.run(cli + ["analyze", str(sysroot / "usr/bin/true"), "--strict"], capture_output=True, text=True)
+    assert p.returncode == 1 and "lies inside another root" in p.stderr
+    out = tmp_path / "img.tar"
+    p = subprocess.run(cli + ["build", str(sysroot / "usr/bin/true"), "--strict", "-o", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and f"--root {sysroot}" in p.stderr and not out.exists()
