@@ -26,6 +26,7 @@ from .image.extract import ExtractStats, Limits, unpacked
 from .image.read import SourceImage, open_image
 from .image.writer import BuildResult, ImageOptions, check_request, write_image
 from .model import Closure, Entry, Reason
+from .report import human_size
 from .root import Root, normpath
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
     with atomic.sigterm_raises(), open_image(image_path, opts.ref) as source:
         config = check_run_config(source.config.get("config") or {}, image_path)
         step(f"unpacking {len(source.layers)} layer{'s' if len(source.layers) != 1 else ''} "
-             f"({source.compressed_size / 1e6:.1f} MB)")
+             f"({human_size(source.compressed_size)})")
         with unpacked(source, tmpdir=opts.tmpdir, keep_devices=opts.keep_devices,
                       limits=opts.limits) as (root_path, stats):
             before = inventory(root_path)
@@ -455,8 +456,7 @@ def build_report(r: SlimResult) -> dict:
 
 
 def summary(report: dict) -> str:
-    """What a person reads after `closure slim`: a few lines, sizes in MB."""
-    from .report import human_size
+    """What a person reads after `closure slim`: a few lines, sizes in KiB/MiB like every command."""
     src, before, after = report["source"], report["before"], report["after"]
     out = report["output"]
     lines = [

@@ -227,10 +227,6 @@ def check_links(closure, root, library_path=(), strict: bool = False) -> None:
         raise JobFailed(f"{len(report.problems)} link problems in the image (--strict)")
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
 def run_command(result, out: str, flags: Sequence[str] = ()) -> str:
     """The command a user types next to run what was built; `flags` go to `podman run`."""
     q = shlex.quote(out)
@@ -245,12 +241,13 @@ def run_command(result, out: str, flags: Sequence[str] = ()) -> str:
 
 
 def summary(result, out: str) -> str:
+    from ..report import human_size
     how = "inferred from -o" if result.format_inferred else "as asked"
     lines = [f"closure: built {out} ({result.format}, {how})",
-             f"  files      {result.files} files, {result.entries} entries, {_mb(result.content_bytes)}"]
+             f"  files      {result.files} files, {result.entries} entries, {human_size(result.content_bytes)}"]
     if result.format in ("oci", "oci-archive", "rootfs-tar"):
         comp = result.compression
-        lines.append(f"  layer      {_mb(result.layer.size)} {comp.kind}"
+        lines.append(f"  layer      {human_size(result.layer.size)} {comp.kind}"
                      + (f"-{comp.level}" if comp.kind != "none" else "") + f"  {result.layer.digest}")
     if result.manifest_digest:
         lines.append(f"  image      {result.reference}  manifest {result.manifest_digest}")
