@@ -26,7 +26,7 @@ KEYS: dict[str, str] = {
     "probe-in-image": "bool", "probe-network": "bool", "probe-rounds": "int",
     "ca-cert": "pathlist", "locale": "strlist", "tz": "str", "tzdata": "strlist",
     "gconv": "strlist", "nss": "strlist", "pycache": "bool", "strict": "bool",
-    "app-dir": "strlist", "runtime": "str", "dlopen-depth": "int",
+    "app-dir": "strlist", "runtime": "str", "dlopen-depth": "int", "created": "str",
     # the sample's smoke check, run by the sample tests, not by build: a command, or a table
     # mirroring a corpus.tsv row
     "smoke": "smoke",

@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
         dlopen_depth: Optional[int] = typer.Option(None, "--dlopen-depth", min=0, metavar="N", help="Follow dlopen strings of objects that were themselves found by a string N levels deep (default 1: only strings of objects found otherwise)."),
         exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Leave out paths matching GLOB and everything below them (repeatable)."),
         root: Optional[str] = typer.Option(None, "--root", help="Take files from this directory instead of / (a sysroot, an unpacked image)."),
+        created: Optional[str] = typer.Option(None, "--created", metavar="WHEN", help="The image's created time: epoch (default: SOURCE_DATE_EPOCH, else 1970, shown as '56 years ago'), now (a new digest every build), seconds, or RFC 3339. File times stay SOURCE_DATE_EPOCH."),
         keep_setuid: bool = typer.Option(False, "--keep-setuid", help="Keep setuid/setgid bits (stripped by default)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
         library_path: Optional[List[str]] = o.LibraryPathOpt,
@@ -143,6 +144,7 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
     from ..collect import Options, collect
     from ..errors import BadInput
     from ..image import ImageOptions, check_request, write_image
+    from ..image.epoch import created_time
     from ..image.reference import parse_reference
     from ..root import Root
 
@@ -163,7 +165,8 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         cmd=_argv(v.get("cmd"), "--cmd"),
         env=tuple(v.get("env") or ()), user=user, workdir=v.get("workdir"),
         labels=_labels(v.get("label")), keep_setuid=bool(v.get("keep_setuid")),
-        excludes=tuple(v.get("exclude") or ()), force=bool(v.get("force")))
+        excludes=tuple(v.get("exclude") or ()), force=bool(v.get("force")),
+        created=None if v.get("created") is None else created_time(str(v["created"])))
     verify_argv = _argv(v.get("verify"), "--verify")
     check_request(out, image_opts)   # a bad -o or flag fails before any analysis
 

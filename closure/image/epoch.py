@@ -24,3 +24,25 @@ def source_date_epoch(environ: Mapping[str, str] | None = None) -> int:
 
 def rfc3339(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def created_time(value: str, environ: Mapping[str, str] | None = None) -> int:
+    """--created: "now" (the wall clock: a new digest every build), "epoch" (the default:
+    SOURCE_DATE_EPOCH, else 0, which podman and docker show as "56 years ago"), seconds
+    since the epoch, or an RFC 3339 time (2026-01-31T12:00:00Z)."""
+    import time
+    v = value.strip()
+    if v == "now":
+        return int(time.time())
+    if v in ("", "epoch"):
+        return source_date_epoch(environ)
+    if v.isascii() and v.isdigit():
+        return source_date_epoch({"SOURCE_DATE_EPOCH": v})
+    try:
+        t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"--created {value!r}: say now, epoch, seconds since 1970, or an RFC 3339 "
+                       "time (2026-01-31T12:00:00Z)") from None
+    if t.tzinfo is None:
+        raise BadInput(f"--created {value!r}: an RFC 3339 time needs its zone (Z or +01:00)")
+    return max(int(t.timestamp()), 0)

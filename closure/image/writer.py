@@ -50,6 +50,7 @@ class ImageOptions:
     base_config: Mapping | None = None
     platform: Platform | None = None     # None: read from the closure's ELF files
     created_by: str | None = None        # the history line; None: "closure build TARGETS"
+    created: int | None = None           # the config's created time; None: SOURCE_DATE_EPOCH
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts:
     layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
     os.rename(partial, blob_path(layout, layer.digest))
 
-    created = rfc3339(mtime)
+    created = rfc3339(mtime if opts.created is None else opts.created)  # file mtimes stay mtime
     platform = opts.platform or closure_platform(closure, root)
     targets = " ".join(closure.targets)
     entrypoint = opts.entrypoint

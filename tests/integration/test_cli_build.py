@@ -283,3 +283,20 @@ def test_summary_does_not_run_podman_when_verify_recorded_its_binary(tmp_path):
     fake.write_text(fake.read_text() + "# changed\n")   # another binary: ask it, once
     p = closure("build", "/usr/bin/true", "-o", "t2.tar", "--no-recipes", cwd=tmp_path, env=env)
     assert p.returncode == 0 and marker.read_text().count("ran") == 1
+
+
+def test_created_sets_the_config_time_only(tmp_path):
+    """--created changes the config's created (and so the digest), never the layer: file
+    times stay SOURCE_DATE_EPOCH."""
+    from closure.image.read import open_image
+    docs = {}
+    for name, extra in (("a", []), ("b", ["--created", "2023-11-14T22:13:20Z"])):
+        p = closure("build", "/usr/bin/true", "--no-recipes", "-o", str(tmp_path / f"{name}.tar"), "--json", *extra)
+        assert p.returncode == 0, p.stderr
+        docs[name] = json.loads(p.stdout)
+    assert docs["a"]["layer_digest"] == docs["b"]["layer_digest"]
+    assert docs["a"]["manifest_digest"] != docs["b"]["manifest_digest"]
+    img = open_image(str(tmp_path / "b.tar"))
+    assert img.config["created"] == "2023-11-14T22:13:20Z"
+    p = closure("build", "/usr/bin/true", "-o", str(tmp_path / "c.tar"), "--created", "soon")
+    assert p.returncode == 2 and "--created" in p.stderr and not (tmp_path / "c.tar").exists()

@@ -110,3 +110,18 @@ def test_bad_reference(ref):
 def test_default_name(targets, name):
     assert default_name(targets) == name
     parse_reference(name)
+
+
+def test_created_time_forms():
+    from closure.errors import BadInput
+    from closure.image.epoch import created_time
+    assert created_time("epoch", {}) == 0
+    assert created_time("epoch", {"SOURCE_DATE_EPOCH": "1700000000"}) == 1700000000
+    assert created_time("1700000000") == 1700000000
+    assert created_time("2023-11-14T22:13:20Z") == 1700000000
+    assert created_time("2023-11-14T23:13:20+01:00") == 1700000000
+    import time
+    assert abs(created_time("now") - time.time()) < 5
+    for bad in ("yesterday", "2023-11-14T22:13:20", "-5"):
+        with pytest.raises(BadInput, match="--created"):
+            created_time(bad)
