@@ -15,8 +15,10 @@ import pytest
 
 from tests.slim_images import CACHE, _locked, debian_mirror
 
-FOREIGN_VERSION = 3     # bump when what build_root makes changes
+FOREIGN_VERSION = 4     # bump when what build_root makes changes
 FOREIGN_CACHE = CACHE / "foreign"
+DAY = datetime.date.today()          # once per session: a run across midnight keeps its roots
+DAY_DIR = FOREIGN_CACHE / f"{DAY.isoformat()}-v{FOREIGN_VERSION}"
 QEMU_AARCH64 = "qemu-aarch64-static"
 ROOTS = {
     # name: (suite, arch, extra packages)
@@ -26,15 +28,19 @@ ROOTS = {
 
 
 def _unpack_debs(root: Path) -> int:
-    """Every .deb debootstrap downloaded, unpacked over the root; the existing directory
-    links of the merged /usr kept (what dpkg itself does), so /lib stays a link."""
-    debs = sorted((root / "var/cache/apt/archives").glob("*.deb"))
-    for deb in debs:
+    """The .debs debootstrap downloaded but left to its second stage (the `base` list:
+    --include'd packages; the `required` ones the first stage already unpacked), unpacked
+    over the root keeping the merged /usr's directory links, as dpkg does."""
+    paths = dict(line.split(" ", 1) for line in (root / "debootstrap/debpaths").read_text().splitlines() if " " in line)
+    base = (root / "debootstrap/base").read_text().split() if (root / "debootstrap/base").is_file() else []
+    for name in base:
+        deb = root / paths[name].lstrip("/")
         data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], input=data,
                        capture_output=True, check=True)
+    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
         deb.unlink()
-    return len(debs)
+    return len(base)
 
 
 def _ca_bundle(root: Path) -> None:
@@ -64,6 +70,21 @@ def build_root(dest: Path, suite: str, arch: str, include: str) -> None:
     work.rename(dest)
 
 
+def _cached_root(name: str) -> Path:
+    """The named root from this session's day in the cache, built now if it is not there."""
+    dest = DAY_DIR / name
+    with _locked(FOREIGN_CACHE / f"{name}.lock"):
+        if not dest.is_dir():
+            DAY_DIR.mkdir(parents=True, exist_ok=True)
+            build_root(dest, *ROOTS[name])
+        # Earlier days' roots; yesterday's is left to a session that began before midnight.
+        keep = {f"{d.isoformat()}-v{FOREIGN_VERSION}" for d in (DAY, DAY - datetime.timedelta(days=1))}
+        for old in FOREIGN_CACHE.iterdir():
+            if old.is_dir() and old.name not in keep and re.fullmatch(r"\d{4}-\d\d-\d\d-v\d+", old.name):
+                shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
 def foreign_root(name: str) -> Path:
     """The named root (see ROOTS), from today's cache or built now."""
     for tool in ("debootstrap", "dpkg-deb", "tar", "chroot"):
@@ -71,16 +92,7 @@ def foreign_root(name: str) -> Path:
             pytest.skip(f"needs {tool}")
     if os.geteuid() != 0:
         pytest.skip("debootstrap needs root")
-    day_dir = FOREIGN_CACHE / f"{datetime.date.today().isoformat()}-v{FOREIGN_VERSION}"
-    dest = day_dir / name
-    with _locked(FOREIGN_CACHE / f"{name}.lock"):
-        if not dest.is_dir():
-            day_dir.mkdir(parents=True, exist_ok=True)
-            build_root(dest, *ROOTS[name])
-        for old in FOREIGN_CACHE.iterdir():   # earlier days' roots
-            if old.is_dir() and old != day_dir and re.fullmatch(r"\d{4}-\d\d-\d\d-v\d+", old.name):
-                shutil.rmtree(old, ignore_errors=True)
-    return dest
+    return _cached_root(name)
 
 
 @pytest.fixture(scope="session")
