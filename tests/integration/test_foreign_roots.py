@@ -26,6 +26,7 @@ from closure.qemu import binfmt_handler
 from closure.root import Root
 from tests.foreign_roots import arm64_root, qemu_aarch64, trixie_root  # noqa: F401
 from tests.measured import MEASURED
+from tests.tls import BODY, https_server, make_ca
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -232,8 +233,9 @@ def test_arm64_curl_image_runs_under_qemu(arm64_root, tmp_path):
     """`closure build --root` of the arm64 root's curl: an arm64 image (from the ELF
     machine), valid, whose `curl --version` verify runs under qemu and says how."""
     out = tmp_path / "curl-arm64.tar"
+    ca = make_ca(tmp_path / "ca")
     t0 = time.monotonic()
-    p = closure("build", "/usr/bin/curl", "--root", arm64_root, "-o", out)
+    p = closure("build", "/usr/bin/curl", "--root", arm64_root, "--ca-cert", ca.ca_cert, "-o", out)
     took = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     assert "ca-certificates.crt not found" not in p.stderr
@@ -255,6 +257,10 @@ def test_arm64_curl_image_runs_under_qemu(arm64_root, tmp_path):
     else:
         assert doc["runtime"] == "bwrap" and doc["emulator"] == shutil.which("qemu-aarch64-static")
     MEASURED.append(f"arm64 curl image verify: {doc['runtime']}, emulated by {doc['emulator']}")
+    # HTTPS from the emulated curl: its OpenSSL, config and the trust store the build wrote.
+    with https_server(ca) as port:
+        v = closure("verify", out, "--network", "host", "--", "curl", "-sS", f"https://localhost:{port}/")
+    assert v.returncode == 0 and v.stdout.encode() == BODY, v.stderr
 
 
 def test_a_foreign_rootfs_dir_runs_under_qemu_by_its_commands_machine(arm64_root, tmp_path):
