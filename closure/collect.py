@@ -44,6 +44,8 @@ class Options:
     runtime: str | None = None                 # --runtime: the interpreter of an app target
     app_dirs: tuple[tuple[str, str], ...] = ()  # --app-dir (source dir, image dir)
     dlopen_depth: int = 1                      # dlopen strings of objects found by strings, how deep
+    env: tuple[tuple[str, str], ...] = ()      # the image's Env: probes and services see it
+    serve: object | None = None                # closure.trace.serve.ServeOptions
 
 
 class Collector:

@@ -5,11 +5,12 @@ by image ID, and removed again (only what verify added). The podman flags that w
 this machine are found by trying the plain run, then the known workarounds for hosts where
 rlimits or cgroups cannot be set (the first set that gets past the runtime wins and is
 cached per podman version); CLOSURE_PODMAN_FLAGS fixes them instead. Without podman, the
-image is unpacked and run in bubblewrap with the config's Env, WorkingDir and User.
+image is unpacked and run in closure's own sandbox (closure.sandbox; `--runtime bwrap`, its
+old name) with the config's Env, WorkingDir and User.
 
 An image whose architecture (its config's, or a rootfs command's ELF machine) is not the
 host's runs under qemu-user: in podman when the kernel has a binfmt_misc handler for it
-(registered with the F flag, so it works inside the container's root), else in bubblewrap
+(registered with the F flag, so it works inside the container's root), else in the sandbox
 with the static emulator (qemu-aarch64-static...) bound in and the command run through it.
 The result says which (`emulator`).
 
@@ -60,7 +61,7 @@ _TRANSPORTS = {"oci": "oci", "oci-archive": "oci-archive", "docker-archive": "do
 @dataclass(frozen=True)
 class VerifyResult:
     runtime: str                 # "podman" or "bwrap"
-    argv: tuple[str, ...]        # the full runtime command line that ran
+    argv: tuple[str, ...]        # the runtime command line that ran (sandbox: then "--" and the command)
     returncode: int
     stdout: str
     stderr: str
@@ -337,33 +338,16 @@ def _podman_cleanup(podman: str, image_id: str, names_before: set[str] | None) -
 
 # -- bubblewrap --------------------------------------------------------------------------
 
-def _user_ids(rootfs: str, user: str) -> tuple[str, str] | None:
-    """'uid[:gid]' or 'name[:group]' looked up in the image's /etc/passwd."""
-    name, _, group = user.partition(":")
-    uid = gid = None
-    if name.isdigit():
-        uid = name
-    try:   # read through the Root: the image's own /etc/passwd, even behind an absolute link
-        passwd = Root(rootfs).read_bytes("/etc/passwd").decode("utf-8", "replace")
-    except (ClosureError, OSError):
-        passwd = ""
-    for line in passwd.splitlines():
-        fields = line.strip().split(":")
-        if len(fields) >= 4 and (fields[0] == name or fields[2] == name):
-            uid, gid = fields[2], fields[3]
-            break
-    if uid is None:
-        return None
-    if group:
-        gid = group if group.isdigit() else gid
-    return uid, gid or uid
-
-
 def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture: bool,
            timeout: float | None, qemu: str | None = None) -> VerifyResult:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise NoRuntime("bubblewrap (bwrap) is not installed")
+    """The fallback runtime: closure's own sandbox (closure.sandbox), which looks like a
+    container to the command (private writable overlay, the image's User as real ids, its
+    Env and WorkingDir, a pid namespace that dies with it). Named bwrap for history."""
+    from .sandbox import Sandbox, check_usable, home_of, lookup_user, prepared, setup_failure
+    try:
+        check_usable()
+    except NoRuntime as e:
+        raise NoRuntime(f"the sandbox cannot run here: {e}") from None
     with contextlib.ExitStack() as stack:
         if image is None:
             rootfs, config = image_path, {}
@@ -375,29 +359,27 @@ def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture:
         command = argv or tuple((config.get("Entrypoint") or []) + (config.get("Cmd") or []))
         if not command:
             raise BadInput(f"{image_path}: no command given and the image has no Entrypoint or Cmd")
-        line = [bwrap, "--bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                "--unshare-all", "--die-with-parent", "--clearenv"]
-        if network == "host":
-            line.append("--share-net")
-        for item in config.get("Env") or []:
-            key, _, value = item.partition("=")
-            line += ["--setenv", key, value]
-        line += ["--chdir", config.get("WorkingDir") or "/"]
-        if config.get("User"):
-            ids = _user_ids(rootfs, config["User"])
-            if ids is None:
-                raise JobFailed(f"user {config['User']!r} is not in the image's /etc/passwd")
-            line += ["--unshare-user", "--uid", ids[0], "--gid", ids[1]]
+        root = Root(rootfs)
+        try:
+            user = lookup_user(root, config.get("User"))
+        except BadInput as e:
+            raise JobFailed(f"{e}") from None
+        env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+        env.setdefault("HOME", home_of(root, user.uid) or "/")
+        binds: tuple[tuple[str, str], ...] = ()
         if qemu is not None:
-            command = _under_qemu(line, rootfs, command, config.get("Env"), qemu)
-        line += ["--", *command]
-        r = _run(line, capture, timeout)
+            command, binds = _under_qemu(rootfs, command, config.get("Env"), qemu)
+        sb = Sandbox(rootfs, tuple(command), env=env, cwd=config.get("WorkingDir") or "/", user=user,
+                     share_net=network == "host", binds=binds)
+        with prepared(sb) as (line, _ctl):
+            r = _run(line, capture, timeout)
         err = r.stderr or ""
-        if r.returncode != 0 and capture and err.startswith("bwrap:") and "execvp" not in err:
-            raise NoRuntime(f"bubblewrap cannot run here: {_tail(err)}")
-        result = VerifyResult("bwrap", tuple(line), r.returncode, r.stdout or "", err, qemu)
+        why = setup_failure(r.returncode, err)
+        if why is not None and "cannot run" not in why:
+            raise NoRuntime(f"the sandbox cannot run here: {why}")
+        result = VerifyResult("bwrap", (*line, "--", *command), r.returncode, r.stdout or "", err, qemu)
         if r.returncode != 0:
-            raise _failed(f"command failed in bubblewrap (exit {r.returncode}): "
+            raise _failed(f"command failed in the sandbox (exit {r.returncode}): "
                           f"{shlex.join(command)}: {_tail(err)}", result)
         return result
 
@@ -405,12 +387,11 @@ def _bwrap(image_path: str, image, argv: tuple[str, ...], network: str, capture:
 QEMU_IN_SANDBOX = "/tmp/.closure-qemu"   # on the sandbox's own /tmp tmpfs: the root is not touched
 
 
-def _under_qemu(line: list[str], rootfs: str, command, env, qemu: str) -> list[str]:
-    """Bind the emulator in and make it the command: qemu runs the program (by its path in
-    the root, found on the image's PATH) with argv[0] kept as given."""
+def _under_qemu(rootfs: str, command, env, qemu: str) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+    """(the command run by the emulator, the emulator's bind): qemu runs the program (by its
+    path in the root, found on the image's PATH) with argv[0] kept as given."""
     inside = f"{QEMU_IN_SANDBOX}/{os.path.basename(qemu)}"
-    line += ["--ro-bind", qemu, inside]
     program = _find_command(Root(rootfs), command[0], env)
     if program is None:
         raise JobFailed(f"{command[0]}: not found in the image (PATH of the image config)")
-    return [inside, "-0", command[0], program, *command[1:]]
+    return [inside, "-0", command[0], program, *command[1:]], ((qemu, inside),)

@@ -380,3 +380,33 @@ def _writes(flags: str) -> bool:
         except ValueError:
             return False
     return any(w in flags for w in _WRITE_FLAGS)
+
+
+# Calls that name the ids a program switches to or gives its files: the accounts it needs.
+_ID_CALLS = {"setuid": ("u", (0,)), "setreuid": ("u", (0, 1)), "setresuid": ("u", (0, 1, 2)),
+             "setgid": ("g", (0,)), "setregid": ("g", (0, 1)), "setresgid": ("g", (0, 1, 2)),
+             "chown": ("ug", (1, 2)), "lchown": ("ug", (1, 2)), "fchown": ("ug", (1, 2)),
+             "fchownat": ("ug", (2, 3))}
+ID_SYSCALLS = tuple(_ID_CALLS)
+
+
+def parse_ids(lines: Iterable[str]) -> tuple[frozenset[int], frozenset[int]]:
+    """(uids, gids) that successful set*id and chown calls named (-1, "unchanged", left out)."""
+    uids: set[int] = set()
+    gids: set[int] = set()
+    for _pid, body in join_lines(lines):
+        m = _CALL.match(body)
+        if m is None or m.group(1) not in _ID_CALLS:
+            continue
+        r = _RET.search(body)
+        if r is None or r.group(1) != "0":
+            continue
+        how, where = _ID_CALLS[m.group(1)]
+        args = [a.strip() for a in split_args(body[: r.start() + 1], m.end(), 5) if a.strip() != ","]
+        vals = [args[i] for i in where if i < len(args)]
+        for i, v in enumerate(vals):
+            if not v.isdigit():
+                continue
+            kind = how if len(how) == 1 else how[i]
+            (uids if kind == "u" else gids).add(int(v))
+    return frozenset(uids), frozenset(gids)

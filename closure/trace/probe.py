@@ -1,11 +1,10 @@
 """Build-time probes (`closure build --probe CMD`): run CMD under strace and add what it
 touched to the closure, each path with reason `traced` naming the probe.
 
-Where the probe runs:
-- root `/`: on the host, in an empty scratch directory, under `/bin/sh -c`;
-- any other root: inside that root with bubblewrap (probe_sandbox), so the programs and
-  files it touches are the root's, never the host's;
-- with Options.probe_in_image: inside the candidate image instead (inimage.py).
+Where the probe runs: always in closure.sandbox, over the root (the host's /, a --root),
+so the programs and files it touches are the root's and whatever it writes or starts
+stays in the sandbox; with Options.probe_in_image, over the candidate image instead
+(inimage.py).
 
 The shell the probe string runs under is the tracer's harness, not part of the program:
 it is the wrapper (its own exec and library loads are left out), so a probe does not drag
@@ -14,23 +13,23 @@ add_target so its interpreter follows (strace never reports an interpreter's loa
 an ELF program's own closure follows through the collector's ELF walk.
 
 The probe's environment is clean and the same everywhere: PATH is the build's PATH (the
-one targets are looked up with, not the caller's), HOME the scratch directory on the
-host (`/` in a sandbox), plus the environment recipes put in the image config.
+one targets are looked up with, not the caller's), HOME a scratch directory in the
+sandbox's /tmp on the host root (`/` in another root), plus the environment recipes put in
+the image config and the image's own --env.
 """
 from __future__ import annotations
 
 import posixpath
 import stat
-import tempfile
 
 from ..errors import BadInput, ClosureError, JobFailed
 from ..model import Reason
-from .run import TraceResult, run_probe
+from .run import TraceResult
 from .select import traced_paths
 
 PROBE_TIMEOUT = 600.0       # seconds; a probe that hangs must not hang the build
 TAIL_LINES = 6
-HOST_SHELL = ("/bin/sh", "-c")
+PROBE_HOME = "/tmp/closure-home"    # HOME and cwd of a host-root probe, in the sandbox's /tmp
 
 
 def add_probe_results(collector, probe: str) -> None:
@@ -55,23 +54,23 @@ def add_probe_results(collector, probe: str) -> None:
 
 
 def _run(collector, probe: str) -> tuple[TraceResult, tuple[str, ...]]:
-    """(the trace, the probe's own scratch paths to leave out)."""
-    root = collector.root
-    if root.path != "/":
-        from .probe_sandbox import HELPER_DIR, helper_shell, trace_in_tree
-        with helper_shell() as helper:
-            result = trace_in_tree(root.path, probe, helper, env=probe_env(collector, home="/"),
-                                   network=collector.opts.probe_network, timeout=PROBE_TIMEOUT)
-        return result, (HELPER_DIR,)
-    with tempfile.TemporaryDirectory(prefix="closure-probe-") as scratch:
-        result = run_probe([probe], root, timeout=PROBE_TIMEOUT, env=probe_env(collector, home=scratch),
-                           cwd=scratch, wrapper=HOST_SHELL, wrapper_execs=1)
-    return result, (scratch,)
+    """(the trace, the probe's own scratch paths to leave out). Every probe runs in the
+    sandbox over its root (the host's / too): what it writes stays in the sandbox, and
+    whatever it starts dies with it."""
+    from .probe_sandbox import HELPER_DIR, helper_shell, trace_in_tree
+    home = PROBE_HOME if collector.root.path == "/" else "/"
+    with helper_shell() as helper:
+        result = trace_in_tree(collector.root.path, probe, helper, env=probe_env(collector, home=home),
+                               network=collector.opts.probe_network, cwd=home if home != "/" else "/tmp",
+                               timeout=PROBE_TIMEOUT)
+    return result, (HELPER_DIR,)
 
 
 def probe_env(collector, home: str) -> dict[str, str]:
+    """PATH and HOME, the recipes' env, then the image's own Env (--env wins, as in the image)."""
     env = {"PATH": collector.opts.path, "HOME": home}
     env.update(collector.closure.env)
+    env.update(collector.opts.env)
     return env
 
 

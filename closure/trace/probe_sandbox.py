@@ -1,12 +1,8 @@
-"""Run a probe string inside a directory tree with bubblewrap, as if the tree were the image
-(a candidate rootfs, a --root, an unpacked image being slimmed). The tree needs no mount
-points and no shell of its own.
-
-The sandbox's / is bwrap's own empty tmpfs: each top-level entry of the tree is bound
-read-only onto it (top-level symlinks such as usrmerge's /bin -> usr/bin are recreated as
-links), then /proc, /dev and a tmpfs /tmp are mounted and / is remounted read-only. Doing
-it entry by entry, rather than binding the tree at /, means the tree needs no /proc, /dev
-or /tmp of its own (a closure usually has none) and is never written to.
+"""Trace a probe string (or an argv) inside a directory tree, as if the tree were the image:
+the host's /, a candidate rootfs, a --root, an unpacked image being slimmed. The tree is
+seen through closure.sandbox (a private writable overlay, /proc, /dev, tmpfs /tmp, a pid
+namespace), so the program can write where it would in a container and the tree and the
+host never change.
 
 The probe is a shell string, but the tree may have no shell (a curl image has none), so
 it runs under a helper: the host's /bin/sh with its libraries and loader, mounted at
@@ -20,76 +16,53 @@ import contextlib
 import os
 import posixpath
 import shutil
-import stat
 import tempfile
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
-from ..errors import NoRuntime, NotFound
+from ..errors import NotFound
 from ..root import Root
+from ..sandbox import ROOT_USER, Sandbox, User, prepared
 from .run import TraceResult, run_probe
 
-BWRAP_HINT = "apt-get install bubblewrap"
 HELPER_DIR = "/.closure-probe"      # where the helper shell is mounted inside the sandbox
 HELPER_SHELL = "sh"
-RESERVED = frozenset({"proc", "dev", "tmp", HELPER_DIR.lstrip("/")})
-
-
-def find_bwrap() -> str:
-    path = shutil.which("bwrap")
-    if path is None:
-        raise NoRuntime(f"bubblewrap (bwrap) is not installed: probes inside an image need it ({BWRAP_HINT})")
-    return path
-
-
-def bwrap_argv(tree: str, *, env: Mapping[str, str], network: bool = False,
-               helper: str | None = None, cwd: str = "/tmp") -> list[str]:
-    """The bwrap prefix (ending in "--") that runs a command inside tree.
-
-    helper: a directory made by make_helper, mounted at HELPER_DIR. The environment is
-    exactly env (--clearenv): nothing of the caller's leaks into the probe."""
-    argv = [find_bwrap(), "--die-with-parent", "--unshare-all"]
-    if network:
-        argv.append("--share-net")
-    for name in sorted(os.listdir(tree)):
-        if name in RESERVED:
-            continue
-        host = os.path.join(tree, name)
-        st = os.lstat(host)
-        if stat.S_ISLNK(st.st_mode):
-            argv += ["--symlink", os.readlink(host), "/" + name]
-        elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
-            argv += ["--ro-bind", host, "/" + name]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    if helper is not None:
-        argv += ["--ro-bind", helper, HELPER_DIR]
-    argv += ["--remount-ro", "/", "--chdir", cwd, "--clearenv"]
-    for key in sorted(env):
-        argv += ["--setenv", key, env[key]]
-    argv.append("--")
-    return argv
 
 
 @contextlib.contextmanager
 def helper_shell() -> Iterator[str]:
     """A temporary directory holding the helper shell (make_helper), removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="closure-probe-") as helper:
+        os.chmod(helper, 0o755)             # a service's own user runs it too
         make_helper(helper)
         yield helper
 
 
-def trace_in_tree(tree: str, probe: str, helper: str, *, env: Mapping[str, str],
-                  network: bool = False, cwd: str = "/tmp", timeout: float | None = None,
-                  failed: bool = False, keep_shell: bool = False) -> TraceResult:
-    """Trace the probe string run by the helper shell inside tree; paths come back as
-    image paths (the tree's own prefix mapped to /).
+def probe_sandbox(tree: str, probe: str | Sequence[str], helper: str | None, *,
+                  env: Mapping[str, str], network: bool = False, cwd: str = "/tmp",
+                  user: User = ROOT_USER) -> Sandbox:
+    """The sandbox that runs probe: a shell string through the helper shell, an argv as is."""
+    if isinstance(probe, str):
+        argv = tuple(helper_command(helper, probe))
+        binds = ((helper, HELPER_DIR),)
+    else:
+        argv, binds = tuple(probe), ((helper, HELPER_DIR),) if helper else ()
+    return Sandbox(tree, argv, env=dict(env), cwd=cwd, user=user, share_net=network, binds=binds)
 
-    bwrap is exec 1 and the helper loader running the shell exec 2; the shell's own
-    accesses are left out unless keep_shell (its failed PATH lookups are how a program
-    missing from the tree shows)."""
-    wrapper = bwrap_argv(tree, env=env, network=network, helper=helper, cwd=cwd)
-    shell = helper_command(helper, probe)
-    return run_probe([probe], None, failed=failed, timeout=timeout, wrapper=wrapper + shell[:-1],
-                     wrapper_execs=1 if keep_shell else 2, path_map=[(tree, "/")])
+
+def trace_in_tree(tree: str, probe: str | Sequence[str], helper: str | None, *,
+                  env: Mapping[str, str], network: bool = False, cwd: str = "/tmp",
+                  timeout: float | None = None, failed: bool = False, keep_shell: bool = False,
+                  user: User = ROOT_USER) -> TraceResult:
+    """Trace the probe run inside tree; paths come back as image paths.
+
+    The sandbox's own process is exec 1 and, for a probe string, the helper loader running
+    the shell exec 2; the shell's own accesses are left out unless keep_shell (its failed
+    PATH lookups are how a program missing from the tree shows)."""
+    sb = probe_sandbox(tree, probe, helper, env=env, network=network, cwd=cwd, user=user)
+    shell = isinstance(probe, str)
+    with prepared(sb) as (wrapper, _ctl):
+        return run_probe(list(sb.argv), None, failed=failed, timeout=timeout, wrapper=wrapper,
+                         wrapper_execs=2 if shell and not keep_shell else 1)
 
 
 def make_helper(dest: str) -> None:

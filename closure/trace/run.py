@@ -16,6 +16,7 @@ Optional features are tried once against the installed strace and dropped if ref
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -25,11 +26,11 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ..errors import BadInput, NotFound
 from ..root import Root, normpath
-from .parse import Access, parse
+from .parse import ID_SYSCALLS, Access, parse, parse_ids
 
 INSTALL_HINT = "apt-get install strace"
 
@@ -41,7 +42,7 @@ TRACED_SYSCALLS = (
     "access", "faccessat", "faccessat2", "readlink", "readlinkat",
     "chdir", "fchdir", "mkdir", "mkdirat", "getdents", "getdents64", "connect",
     "clone", "clone3", "fork", "vfork",
-)
+) + ID_SYSCALLS
 OPTIONAL_FLAGS = ("--seccomp-bpf", "--decode-pids=pidns")
 TAIL_BYTES = 4096
 
@@ -65,6 +66,8 @@ class TraceResult:
     strace_messages: tuple[str, ...]
     accesses: tuple[Access, ...]
     failed: bool = False            # recorded with failed calls too
+    uids: frozenset[int] = frozenset()   # ids the run switched to or chowned to (accounts)
+    gids: frozenset[int] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -142,76 +145,128 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
               keep_log: str | None = None) -> TraceResult:
     """Run cmd under strace; return its status, output tails and accesses.
 
-    wrapper: an argv prefix the command runs under (e.g. bwrap ... --); accesses made by
+    wrapper: an argv prefix the command runs under (e.g. the sandbox); accesses made by
       the wrapper itself, before it execs the command, are left out. wrapper_execs is how
-      many execs the wrapper makes before the command's own (1 for bwrap; 2 when what bwrap
-      runs execs the command in turn).
+      many execs the wrapper makes before the command's own (1 for the sandbox; 2 when what
+      it runs execs the command in turn).
     path_map: (seen prefix, image prefix) pairs rewriting paths as the tracer saw them into
       image paths; a Root other than / adds (root.path, "/") so host paths under it map too.
     failed: also keep failed calls that said ENOENT (for what-is-missing analysis).
     keep_log: also write the raw strace log there (tests, debugging).
     """
+    with start_trace(cmd, root, failed=failed, env=env, cwd=cwd, wrapper=wrapper,
+                     wrapper_execs=wrapper_execs, path_map=path_map, stdin=stdin,
+                     strace=strace) as running:
+        return running.finish(timeout, keep_log=keep_log)
+
+
+@contextlib.contextmanager
+def start_trace(cmd: str | Sequence[str], root: Root | None = None, *, failed: bool = False,
+                env: Mapping[str, str] | None = None, cwd: str | None = None,
+                wrapper: Sequence[str] = (), wrapper_execs: int = 1,
+                path_map: Sequence[tuple[str, str]] = (), stdin=subprocess.DEVNULL,
+                strace: str | None = None) -> Iterator["Running"]:
+    """Start cmd under strace and hand back the Running trace (a service is talked to
+    while it runs). Leaving the block kills whatever is still traced: no tracee outlives it,
+    on an error, Ctrl-C or SIGTERM included."""
+    from ..image.atomic import sigterm_raises   # SIGTERM unwinds like Ctrl-C: no tracee left
     st = find_strace(strace)
     argv = command_argv(cmd)
-    prefix = list(wrapper)
     maps = [(normpath(a), normpath(b)) for a, b in path_map]
     if root is not None and root.path != "/":
         maps.append((root.path, "/"))
-    with tempfile.TemporaryDirectory(prefix="closure-trace-") as tmp:
-        log = os.path.join(tmp, "strace.log")
-        out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
-        full = strace_argv(st, log, failed) + ["--"] + prefix + argv
-        t0 = time.monotonic()
-        from ..image.atomic import sigterm_raises   # SIGTERM unwinds like Ctrl-C: no tracee left
-        with open(out_path, "wb") as out, open(err_path, "wb") as err, sigterm_raises():
+    with tempfile.TemporaryDirectory(prefix="closure-trace-") as tmp, sigterm_raises():
+        running = Running(st, argv, tmp, failed, wrapper_execs if wrapper else 0, maps,
+                          os.path.abspath(cwd) if cwd else os.getcwd())
+        full = strace_argv(st, running.log, failed) + ["--"] + list(wrapper) + argv
+        with open(running.out_path, "wb") as out, open(running.err_path, "wb") as err:
             try:
-                proc = subprocess.Popen(full, stdin=stdin, stdout=out, stderr=err, cwd=cwd,
-                                        env=dict(env) if env is not None else None,
-                                        start_new_session=True)
+                running.proc = subprocess.Popen(full, stdin=stdin, stdout=out, stderr=err, cwd=cwd,
+                                                env=dict(env) if env is not None else None,
+                                                start_new_session=True)
             except OSError as e:
                 raise BadInput(f"cannot run strace: {e.strerror}") from None
-            timed_out = False
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_traced(proc)
-                rc = proc.wait()
-            except BaseException:       # Ctrl-C, SIGTERM: leave no tracee behind
-                _kill_traced(proc)
-                proc.wait()
-                raise
-        duration = time.monotonic() - t0
-        stderr, messages = _split_stderr(_tail(err_path), (st.path + ": ", "strace: "))
-        stdout = _tail(out_path)
         try:
-            with open(log, encoding="utf-8", errors="surrogateescape") as f:
-                accesses = parse(f, cwd=os.path.abspath(cwd) if cwd else os.getcwd())
+            yield running
+        finally:
+            if running.proc.poll() is None:
+                _kill_traced(running.proc)
+                running.proc.wait()
+
+
+class Running:
+    """A command running under strace (start_trace)."""
+
+    def __init__(self, st: Strace, argv: list[str], tmp: str, failed: bool, depth: int,
+                 maps: list[tuple[str, str]], cwd: str):
+        self.st, self.argv, self.failed, self.depth, self.maps, self.cwd = st, argv, failed, depth, maps, cwd
+        self.log = os.path.join(tmp, "strace.log")
+        self.out_path, self.err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+        self.proc: subprocess.Popen | None = None
+        self.t0 = time.monotonic()
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def output(self) -> str:
+        """The command's output so far (stdout then stderr tails, strace's lines removed)."""
+        err, _ = _split_stderr(_tail(self.err_path), (self.st.path + ": ", "strace: "))
+        return _tail(self.out_path) + err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            _kill_traced(self.proc)
+
+    def finish(self, timeout: float | None = None, keep_log: str | None = None) -> TraceResult:
+        """Wait for the command (killing it after timeout seconds) and read the trace."""
+        timed_out = False
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_traced(self.proc)
+            rc = self.proc.wait()
+        except BaseException:       # Ctrl-C, SIGTERM: leave no tracee behind
+            _kill_traced(self.proc)
+            self.proc.wait()
+            raise
+        duration = time.monotonic() - self.t0
+        stderr, messages = _split_stderr(_tail(self.err_path), (self.st.path + ": ", "strace: "))
+        stdout = _tail(self.out_path)
+        uids: frozenset[int] = frozenset()
+        gids: frozenset[int] = frozenset()
+        try:
+            with open(self.log, encoding="utf-8", errors="surrogateescape") as f:
+                accesses = parse(f, cwd=self.cwd)
+            with open(self.log, encoding="utf-8", errors="surrogateescape") as f:
+                uids, gids = parse_ids(f)
         except FileNotFoundError:
             accesses = []
-        if keep_log and os.path.exists(log):
-            _copy_atomically(log, keep_log)
-    # Execs are counted per process lineage: strace execs the wrapper (and the wrapper may
-    # exec itself onwards); the command's own exec is the next one.
-    depth = wrapper_execs if prefix else 0
-    started = any(a.kind == "exec" and a.ok and a.depth == depth + 1 for a in accesses)
-    if not started and not timed_out:
-        lines = list(messages) or stderr.strip().splitlines()[-1:] or [f"exit status {rc}"]
-        raise BadInput(f"could not start {argv[0]} under strace: {lines[-1]}")
-    kept = tuple(_map(a, maps) for a in accesses
-                 if a.depth > depth and (a.ok or (failed and a.errno == "ENOENT")))
-    sig = None
-    if not timed_out and rc < 0:
-        try:
-            sig = signal.Signals(-rc).name
-        except ValueError:
-            sig = f"signal {-rc}"
-        rc = 128 - rc
-    return TraceResult(
-        argv=tuple(argv), returncode=None if timed_out else rc, signal=sig, timed_out=timed_out,
-        duration=duration, stdout_tail=stdout, stderr_tail=stderr,
-        strace_messages=tuple(messages), accesses=kept, failed=failed,
-    )
+        if keep_log and os.path.exists(self.log):
+            _copy_atomically(self.log, keep_log)
+        # Execs are counted per process lineage: strace execs the wrapper (and the wrapper may
+        # exec itself onwards); the command's own exec is the next one.
+        depth = self.depth
+        started = any(a.kind == "exec" and a.ok and a.depth == depth + 1 for a in accesses)
+        if not started and not timed_out:
+            from ..sandbox import setup_failure
+            lines = list(messages) or stderr.strip().splitlines()[-1:] or [f"exit status {rc}"]
+            why = setup_failure(rc, stderr) or lines[-1]
+            raise BadInput(f"could not start {self.argv[0]} under strace: {why}")
+        kept = tuple(_map(a, self.maps) for a in accesses
+                     if a.depth > depth and (a.ok or (self.failed and a.errno == "ENOENT")))
+        sig = None
+        if not timed_out and rc < 0:
+            try:
+                sig = signal.Signals(-rc).name
+            except ValueError:
+                sig = f"signal {-rc}"
+            rc = 128 - rc
+        return TraceResult(
+            argv=tuple(self.argv), returncode=None if timed_out else rc, signal=sig,
+            timed_out=timed_out, duration=duration, stdout_tail=stdout, stderr_tail=stderr,
+            strace_messages=tuple(messages), accesses=kept, failed=self.failed,
+            uids=uids, gids=gids)
 
 
 def _kill_traced(proc: subprocess.Popen) -> None:

@@ -1,9 +1,8 @@
-"""The pure parts of build-time probes: the bubblewrap command line, what an in-image
+"""The pure parts of build-time probes: what an in-image
 trace says the image lacks, and how a failed probe is reported."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -12,7 +11,7 @@ from closure.root import Root
 from closure.trace.inimage import InImageReport, lacking
 from closure.trace.parse import Access
 from closure.trace.probe import check_passed, stderr_tail
-from closure.trace.probe_sandbox import HELPER_DIR, bwrap_argv
+from closure.trace.probe_sandbox import HELPER_DIR
 from closure.trace.run import TraceResult
 
 
@@ -37,34 +36,6 @@ def tree(base, files=(), links=()):
         os.makedirs(os.path.dirname(p), exist_ok=True)
         os.symlink(target, p)
     return Root(str(base))
-
-
-# -- the sandbox ----------------------------------------------------------------------------
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bwrap")
-
-
-@needs_bwrap
-def test_bwrap_binds_each_top_level_entry_and_recreates_links(tmp_path):
-    tree(tmp_path, files=["/etc/hosts", "/usr/bin/x", "/proc/junk", "/tmp/junk", "/top.txt"],
-         links=[("/bin", "usr/bin")])
-    argv = bwrap_argv(str(tmp_path), env={"PATH": "/usr/bin", "A": "1"}, helper="/h")
-    assert argv[-1] == "--" and "--die-with-parent" in argv and "--unshare-all" in argv
-    assert "--share-net" not in argv
-    text = " ".join(argv)
-    assert f"--ro-bind {tmp_path}/etc /etc" in text and f"--ro-bind {tmp_path}/usr /usr" in text
-    assert f"--ro-bind {tmp_path}/top.txt /top.txt" in text
-    assert "--symlink usr/bin /bin" in text
-    assert f"{tmp_path}/proc" not in text and f"{tmp_path}/tmp" not in text   # ours, fresh
-    assert "--proc /proc --dev /dev --tmpfs /tmp" in text
-    assert f"--ro-bind /h {HELPER_DIR}" in text
-    # read-only root after every mount; only the given environment, sorted
-    assert text.index("--remount-ro /") > text.index("--tmpfs /tmp")
-    assert "--clearenv --setenv A 1 --setenv PATH /usr/bin --" in text
-
-
-@needs_bwrap
-def test_bwrap_network_only_when_asked(tmp_path):
-    assert "--share-net" in bwrap_argv(str(tmp_path), env={}, network=True)
 
 
 # -- what the image lacks -------------------------------------------------------------------
