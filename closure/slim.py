@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from .collect import DEFAULT_PATH, Collector, Options
 from .errors import BadInput, NotElf, NotFound
+from .gate import check_limits
 from .image import atomic
 from .image.config import Platform, check_run_config
 from .image.extract import ExtractStats, Limits, unpacked
@@ -63,6 +64,8 @@ class SlimOptions:
     recipe_vars: object | None = None
     package_records: bool = True              # status.d records of the packages kept
     strict: bool = False                      # a link problem (closure check) fails the job
+    max_size: int | None = None               # gate.check_limits: fail before writing
+    max_files: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
             step("analysing " + " ".join(programs))
             closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
+            check_limits(closure, opts.max_size, opts.max_files)
             step("checking that every program links")
             closure.warnings += link_problems(closure, root, opts.strict)
             step(f"writing {out_path}")

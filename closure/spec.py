@@ -27,6 +27,7 @@ KEYS: dict[str, str] = {
     "ca-cert": "pathlist", "locale": "strlist", "tz": "str", "tzdata": "strlist",
     "gconv": "strlist", "nss": "strlist", "pycache": "bool", "strict": "bool",
     "app-dir": "strlist", "runtime": "str", "dlopen-depth": "int", "created": "str",
+    "max-size": "str", "max-files": "int",
     # the sample's smoke check, run by the sample tests, not by build: a command, or a table
     # mirroring a corpus.tsv row
     "smoke": "smoke",

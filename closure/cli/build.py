@@ -88,6 +88,8 @@ def register(app: typer.Typer) -> None:
         nss: Optional[List[str]] = ro.NssOpt,
         pycache: bool = ro.PycacheOpt,
         verify: Optional[str] = typer.Option(None, "--verify", metavar="CMD", help="Run CMD in the built image (podman, else bubblewrap); fail if it fails."),
+        max_size: Optional[str] = typer.Option(None, "--max-size", metavar="SIZE", help="Fail (exit 1, nothing written) when the image's files would take more than SIZE (100M, 50MB)."),
+        max_files: Optional[int] = typer.Option(None, "--max-files", min=0, metavar="N", help="Fail (exit 1, nothing written) when the image would hold more than N files."),
         strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when `closure check` finds a program of the image that would not link; a warning otherwise."),
         as_json: bool = typer.Option(False, "--json", help="Print the build summary as one JSON document."),
     ) -> None:
@@ -144,7 +146,9 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
     from ..collect import Options, collect
     from ..errors import BadInput
     from ..image import ImageOptions, check_request, write_image
+    from ..gate import check_limits
     from ..image.epoch import created_time
+    from ..units import parse_size
     from ..image.reference import parse_reference
     from ..root import Root
 
@@ -167,6 +171,7 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         labels=_labels(v.get("label")), keep_setuid=bool(v.get("keep_setuid")),
         excludes=tuple(v.get("exclude") or ()), force=bool(v.get("force")),
         created=None if v.get("created") is None else created_time(str(v["created"])))
+    max_size = None if v.get("max_size") is None else parse_size(str(v["max_size"]), "--max-size")
     verify_argv = _argv(v.get("verify"), "--verify")
     check_request(out, image_opts)   # a bad -o or flag fails before any analysis
 
@@ -197,6 +202,7 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         if closure.foreign_root and v.get("strict"):
             from ..errors import JobFailed
             raise JobFailed(f"a target lies inside {closure.foreign_root}: build with --root {closure.foreign_root} (--strict)")
+        check_limits(closure, max_size, v.get("max_files"))
         progress.step("checking that every program links")
         check_links(closure, root, collect_opts.library_path, bool(v.get("strict")))
         progress.step(f"writing {out}")

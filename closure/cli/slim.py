@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import List, Optional
 
 import typer
@@ -32,17 +31,6 @@ source's config plus the label org.closure.source.digest.
 
 Exit status: 0 done; 1 a probe failed; 2 bad input (unreadable or hostile image, bad flag).
 """
-
-_SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.I)
-
-
-def parse_size(value: str) -> int:
-    from ..errors import BadInput
-    m = _SIZE.match(value.strip())
-    if not m:
-        raise BadInput(f"--max-unpacked {value!r}: give bytes, or a number with K, M, G or T")
-    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()]
-
 
 def split_image_ref(image: str, ref: Optional[str]) -> tuple[str, Optional[str]]:
     """'path.tar:name:tag' -> (path.tar, name:tag) when path.tar exists and IMAGE does not."""
@@ -79,6 +67,8 @@ def register(app: typer.Typer) -> None:
         max_unpacked: str = typer.Option("64G", "--max-unpacked", metavar="SIZE", help="Refuse images that unpack to more than this."),
         tmpdir: Optional[str] = typer.Option(None, "--tmpdir", metavar="DIR", help="Where to unpack the source (default: $TMPDIR)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
+        max_size: Optional[str] = typer.Option(None, "--max-size", metavar="SIZE", help="Fail (exit 1, nothing written) when the slim image's files would take more than SIZE (100M, 50MB)."),
+        max_files: Optional[int] = typer.Option(None, "--max-files", min=0, metavar="N", help="Fail (exit 1, nothing written) when the slim image would hold more than N files."),
         strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when `closure check` finds a kept program that would not link; a warning otherwise."),
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
         no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the package records of the packages kept (/var/lib/dpkg/status.d and copyright files; /lib/apk/db/installed on Alpine)."),
@@ -100,7 +90,8 @@ def register(app: typer.Typer) -> None:
                                   tag=out_tag, keep_setuid=keep_setuid, force=force)
         if report is not None:
             check_file_destination(report)    # before the work, not after it
-        total = parse_size(max_unpacked)
+        from ..units import parse_size
+        total = parse_size(max_unpacked, "--max-unpacked")
         if total <= 0:
             raise BadInput("--max-unpacked must be more than 0")
         opts = SlimOptions(
@@ -111,7 +102,8 @@ def register(app: typer.Typer) -> None:
             limits=Limits(max_total_bytes=total, max_file_bytes=min(total, Limits().max_file_bytes)),
             tmpdir=tmpdir, dlopen_scan=not no_dlopen_scan, recipes=not no_recipes,
             recipe_dirs=tuple(recipes or ()), package_records=not no_package_records,
-            recipe_vars=recipe_options.vars(), strict=strict)
+            recipe_vars=recipe_options.vars(), strict=strict,
+            max_size=None if max_size is None else parse_size(max_size, "--max-size"), max_files=max_files)
         with Progress(enabled=not as_json) as progress:
             result = run_slim(image, output, opts, image_opts, step=progress.step,
                               progress=progress.bytes)

@@ -300,3 +300,13 @@ def test_created_sets_the_config_time_only(tmp_path):
     assert img.config["created"] == "2023-11-14T22:13:20Z"
     p = closure("build", "/usr/bin/true", "-o", str(tmp_path / "c.tar"), "--created", "soon")
     assert p.returncode == 2 and "--created" in p.stderr and not (tmp_path / "c.tar").exists()
+
+
+def test_size_gates_fail_the_build_before_writing(tmp_path):
+    out = tmp_path / "g.tar"
+    p = closure("build", "/usr/bin/curl", "-o", str(out), "--max-size", "1MB")
+    assert p.returncode == 1 and "more than --max-size" in p.stderr and not out.exists()
+    p = closure("build", "/usr/bin/curl", "-o", str(out), "--max-files", "10")
+    assert p.returncode == 1 and "more than --max-files 10" in p.stderr and not out.exists()
+    p = closure("build", "/usr/bin/curl", "-o", str(out), "--max-size", "200MB", "--max-files", "5000")
+    assert p.returncode == 0, p.stderr

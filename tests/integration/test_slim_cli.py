@@ -205,3 +205,16 @@ def test_include_exclude_and_same_digest_twice(tmp_path, alpine):
     assert digests[0] == digests[1], "same source, same options: same image"
     p = closure("slim", alpine, "-o", tmp_path / "x.oci", "--include", "/not/there")
     assert p.returncode == 2 and "/not/there" in one_error_line(p)
+
+
+def test_size_gates_fail_before_anything_is_written(tmp_path, alpine):
+    """--max-size / --max-files: a CI gate, exit 1 naming the limit, no output."""
+    out = tmp_path / "gated.tar"
+    p = closure("slim", alpine, "-o", out, "--max-size", "1K")
+    assert p.returncode == 1 and "more than --max-size 1.0 KiB" in one_error_line(p) and not out.exists()
+    p = closure("slim", alpine, "-o", out, "--max-files", "1")
+    assert p.returncode == 1 and "more than --max-files 1" in one_error_line(p) and not out.exists()
+    p = closure("slim", alpine, "-o", out, "--max-size", "100M", "--max-files", "1000")
+    assert p.returncode == 0, p.stderr
+    p = closure("slim", alpine, "-o", tmp_path / "bad.tar", "--max-size", "lots")
+    assert p.returncode == 2 and "--max-size" in one_error_line(p)
