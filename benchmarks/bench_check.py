@@ -2,8 +2,9 @@
 """Time `closure check` against `ldd -r` (the real loader, every symbol bound) on the same files.
 
 Usage: python3 benchmarks/bench_check.py [--repeat N] [--jobs J]
-Runs are interleaved (closure, ldd, closure, ldd, ...); medians are printed, with the ratio
-ldd/closure, for:
+Runs are interleaved (closure, ldd, closure, ldd, ...); medians of wall time and of CPU time
+(user + system of the processes started: on a shared machine the fairer one) are printed,
+with the ratios ldd/closure, for:
   1. the curl image: `closure check curl.tar` (built here by closure) vs `ldd -r` on every
      ELF object in it (the same files, on the host);
   2. every ELF file in /usr/bin: one `closure check FILE...` vs `ldd -r FILE` for each
@@ -40,17 +41,28 @@ def ldd_all(files, jobs):
 
 
 def timed(fn):
+    """(wall seconds, CPU seconds of the child processes fn ran)."""
+    c = os.times()
     t = time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    d = os.times()
+    return wall, (d.children_user - c.children_user) + (d.children_system - c.children_system)
 
 
 def interleaved(a, b, repeat):
+    """Medians of (wall, cpu) of a and of b, run in turn."""
     ta, tb = [], []
     for _ in range(repeat):
         ta.append(timed(a))
         tb.append(timed(b))
-    return statistics.median(ta), statistics.median(tb)
+    med = lambda runs, k: statistics.median(r[k] for r in runs)   # noqa: E731
+    return (med(ta, 0), med(ta, 1)), (med(tb, 0), med(tb, 1))
+
+
+def row(case, ours, theirs):
+    (wc, cc), (wl, cl) = ours, theirs
+    print(f"{case:<34} {wc:>8.3f}s {wl:>8.3f}s {wl / wc:>6.1f}x   {cc:>7.2f}s {cl:>7.2f}s {cl / cc:>6.1f}x")
 
 
 def main():
@@ -61,7 +73,8 @@ def main():
     exe = os.path.join(os.path.dirname(sys.executable), "closure")
     closure = [exe] if os.path.exists(exe) else [sys.executable, "-m", "closure.cli.app"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    print(f"{'case':<34} {'closure':>9} {'ldd -r':>9} {'ratio':>7}")
+    print(f"{'':<34} {'wall (median)':^27}   {'CPU (median)':^24}")
+    print(f"{'case':<34} {'closure':>9} {'ldd -r':>9} {'ratio':>7}   {'closure':>8} {'ldd -r':>8} {'ratio':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         image = os.path.join(tmp, "curl.tar")
         subprocess.run(closure + ["build", "/usr/bin/curl", "-o", image], check=True, **quiet)
@@ -74,14 +87,14 @@ def main():
         files = [e.source for e in c.sorted_entries() if e.type == "file" and e.source]
         progs, libs, _ = dynamic_objects(Loader(Root("/")), files)
         objs = progs + libs
-        tc, tl = interleaved(lambda: subprocess.run(closure + ["check", image], **quiet),
-                             lambda: ldd_all(objs, args.jobs), args.repeat)
-        print(f"{f'curl image ({len(objs)} objects)':<34} {tc:>8.3f}s {tl:>8.3f}s {tl / tc:>6.1f}x")
+        ours, theirs = interleaved(lambda: subprocess.run(closure + ["check", image], **quiet),
+                                   lambda: ldd_all(objs, args.jobs), args.repeat)
+        row(f"curl image ({len(objs)} objects)", ours, theirs)
     files = elves()
     n = max(1, args.repeat // 2)
-    tc, tl = interleaved(lambda: subprocess.run(closure + ["check"] + files, **quiet),
-                         lambda: ldd_all(files, args.jobs), n)
-    print(f"{f'/usr/bin ({len(files)} ELF files)':<34} {tc:>8.3f}s {tl:>8.3f}s {tl / tc:>6.1f}x")
+    ours, theirs = interleaved(lambda: subprocess.run(closure + ["check"] + files, **quiet),
+                               lambda: ldd_all(files, args.jobs), n)
+    row(f"/usr/bin ({len(files)} ELF files)", ours, theirs)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ class Checker:
         self.loader = loader or Loader(root, library_path)
         self._symbols: dict[str, SymbolTable] = {}
         self._own: dict[tuple, tuple[list[Problem], list[tuple[bytes, tuple | None, str | None]]]] = {}
+        self._where: dict[bytes, SymbolTable] = {}   # the last object a name was found in
 
     def symbols(self, real: str) -> SymbolTable:
         st = self._symbols.get(real)
@@ -197,13 +198,21 @@ class Checker:
         # then read only when a library needs one.
         own_scope = [self.symbols(r) for r in deps]
         unversioned = (None, None)
+        where = self._where
         for name, versym, weak in st.imports:
             if weak:
                 continue
             ver, file = versions.get(versym & 0x7FFF, unversioned)
+            # Most names are defined where they were last time (libc): try that first.
+            hint = where.get(name)
+            if hint is not None and hint in own_scope:
+                have = hint.exports.get(name)
+                if _matches(have, hint, ver):
+                    continue
             for dep in own_scope:
                 have = dep.exports.get(name)
                 if have is not None and _matches(have, dep, ver):
+                    where[name] = dep
                     break
             else:
                 leftover.append((name, ver, file))

@@ -120,10 +120,27 @@ def test_rootfs_with_older_libraries_is_caught(old_root):
     assert "5 problems" in p.stderr
 
 
+def schema_check(doc):
+    import jsonschema
+    from importlib.resources import files
+    schema = json.loads(files("closure").joinpath("data/schemas/check.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+
+
+def test_json_follows_the_shipped_schema(old_root):
+    p = closure("check", old_root, "--json")
+    doc = json.loads(p.stdout)
+    schema_check(doc)
+    assert {q["message"] for q in doc["problems"]} | {
+        f"{q['message']} (loaded by {q['loadedBy'][0]})" for q in doc["problems"] if q["loadedBy"]} >= expected_old_root_lines()
+    assert doc["ok"] is False and p.returncode == 1 and doc["mode"] == "rootfs"
+
+
 def test_rootfs_with_the_libraries_linked_against_resolves(fixtures, tmp_path):
     root = make_root(tmp_path, fixtures, fixtures / "new")
     p = closure("check", root, "--json")
     doc = json.loads(p.stdout)
+    schema_check(doc)
     # Only the newer-glibc library is left: the image's libc is the host's.
     assert {(q["kind"], q["object"], q["name"]) for q in doc["problems"]} == {
         ("version", "/app/lib/libnew.so.1", "GLIBC_2.99"),
@@ -227,3 +244,19 @@ def test_bad_inputs_exit_2(tmp_path):
         p = closure("check", *args)
         assert p.returncode == 2 and p.stdout == "", args
         assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("closure: error: "), p.stderr
+
+
+def test_a_plugins_host_symbols_are_counted_not_reported(fixtures, tmp_path):
+    """A library no program maps gets its symbols from whatever dlopens it: counted;
+    --standalone reports them, as `ldd -r PLUGIN` would."""
+    root = make_root(tmp_path, fixtures, fixtures / "new")
+    (root / "app" / "lib" / "libnew.so.1").unlink()
+    (root / "app" / "bin" / "uses_new").unlink()
+    cc(root / "app" / "lib" / "plugins" / "plugin.so",
+       "int host_func(void);\nint plugin_init(void) { return host_func(); }\n", shared=True)
+    p = closure("check", root)
+    assert p.returncode == 0 and p.stdout == "", p.stderr
+    assert "1 symbols of 1 libraries no program maps are left to whatever loads them" in p.stderr
+    p = closure("check", root, "--standalone")
+    assert p.returncode == 1
+    assert p.stdout.splitlines() == ["/app/lib/plugins/plugin.so: undefined symbol host_func"]
