@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         verify: Optional[str] = typer.Option(None, "--verify", metavar="CMD", help="Run CMD in the built image (podman, else bubblewrap); fail if it fails."),
         max_size: Optional[str] = typer.Option(None, "--max-size", metavar="SIZE", help="Fail (exit 1, nothing written) when the image's files would take more than SIZE (100M, 50MB)."),
         max_files: Optional[int] = typer.Option(None, "--max-files", min=0, metavar="N", help="Fail (exit 1, nothing written) when the image would hold more than N files."),
-        strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when `closure check` finds a program of the image that would not link; a warning otherwise."),
+        strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when a program of the image would not link (what `closure check` finds) or a target lies inside another root; a warning otherwise."),
         as_json: bool = typer.Option(False, "--json", help="Print the build summary as one JSON document."),
     ) -> None:
         given = {k: v for k, v in locals().items() if k not in ("spec", "as_json") and _given(v)}
