@@ -7,6 +7,7 @@ import html
 import html.parser
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -228,6 +229,17 @@ def test_records_parse_with_our_parser_and_with_dpkg(images, tmp_path):
         names.add(stanza["Package"])
         status += data + b"\n"
     assert names >= set(CURL_PACKAGES)
+    # As trivy's dpkg analyzer reads them: every status.d file but *.md5sums is MIME-style
+    # headers (textproto), one package whose Status has no deinstall/purge and whose
+    # Version parses as [epoch:]upstream[-revision].
+    import email.parser
+    deb_version = re.compile(r"^(\d+:)?[0-9][A-Za-z0-9.+~:-]*$")
+    for path, data in records.items():
+        hdr = email.parser.BytesHeaderParser().parsebytes(data)
+        assert hdr.defects == [] and hdr["Package"] == path.rsplit("/", 1)[1], path
+        assert not {"deinstall", "purge"} & set(hdr["Status"].split())
+        assert deb_version.match(hdr["Version"]), hdr["Version"]
+    assert "/etc/debian_version" in members, "trivy's Debian detector reads it"
     admin = tmp_path / "dpkg"
     (admin / "info").mkdir(parents=True)
     (admin / "updates").mkdir()
@@ -423,7 +435,6 @@ def test_report_renders_in_chromium_and_lists_every_file(images, tmp_path):
 
 
 def test_report_of_an_image_takes_every_reason_from_its_analysis(images, tmp_path):
-    import re
 
     def why(page: str) -> dict[str, str]:
         rows = re.findall(r'<tr data-path="([^"]*)">.*?<td class="w">([^<]*)</td></tr>', page)
@@ -451,7 +462,6 @@ def test_report_of_an_image_takes_every_reason_from_its_analysis(images, tmp_pat
 def test_images_carry_their_reasons(images, tmp_path):
     """Built images record why each file is in (a config label): report and diff of images
     alone give every file its reason."""
-    import re
     members = layer_members(images["curl"])
     report = tmp_path / "r.html"
     run("report", images["curl"], "-o", report)
