@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import BadInput
 from ..root import Root
+from .pypath import read
 
 PY_SUFFIXES = (".py",)
 NODE_SUFFIXES = (".js", ".mjs", ".cjs")
@@ -65,8 +66,8 @@ def _dir_app(root: Root, d: str, runtime: str | None) -> App:
 def node_main(root: Root, d: str) -> str | None:
     """The file `node DIR` (or the package's bin) runs: bin, main, exports['.'], index.js."""
     try:
-        doc = json.loads(root.read_bytes(posixpath.join(d, "package.json")))
-    except (OSError, ValueError):
+        doc = json.loads(read(root, posixpath.join(d, "package.json")) or b"")
+    except ValueError:
         raise BadInput(f"{d}/package.json: not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadInput(f"{d}/package.json: not a JSON object")

@@ -41,8 +41,11 @@ class PyEnv:
 
 
 def read(root: Root, path: str) -> bytes | None:
-    """A file's bytes, None when it is missing or unreadable (a looping link, a dir)."""
+    """A file's bytes, None when it is missing, no regular file (a FIFO would block the
+    read) or unreadable (a looping link)."""
     try:
+        if not root.is_file(path):
+            return None
         return root.read_bytes(path)
     except (ClosureError, OSError):
         return None

@@ -229,7 +229,7 @@ class PythonImports:
             with _warnings.catch_warnings():
                 _warnings.simplefilter("ignore")     # SyntaxWarnings of other people's code
                 return ast.parse(src, filename=path)
-        except (SyntaxError, ValueError) as e:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
             if out is not None:
                 out.warnings.append(f"{path}: cannot parse ({type(e).__name__}): imports not followed")
             return None
@@ -262,7 +262,7 @@ class PythonImports:
                     if name:
                         yield "import", name, node.lineno, (), lazy
                 else:
-                    yield "dynamic", f"{_callee(node.func)}({ast.unparse(arg)})", node.lineno, (), lazy
+                    yield "dynamic", f"{_callee(node.func)}({_unparse(arg)})", node.lineno, (), lazy
             inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             stack += [(n, inner) for n in reversed(list(ast.iter_child_nodes(node)))]
 
@@ -344,6 +344,14 @@ def _record_tops(text: str) -> set[str]:
             continue
         tops.add(re.sub(r"(\.cpython-[^.]+|\.abi3)?\.(py|so)$", "", first))
     return tops
+
+
+def _unparse(node) -> str:
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, ValueError):
+        return "..."
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_type_checking(test) -> bool:

@@ -7,7 +7,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from closure.collect import Options, collect
+from closure.errors import BadInput
 from closure.imports.node import NodeImports, specifiers
 from closure.root import Root
 
@@ -110,3 +113,19 @@ def test_include_puts_a_tree_at_another_path(tmp_path):
     c = collect(["/opt/node/bin/node"], Options(root=Root(str(tmp_path)), recipes=False,
                                                  includes=(("/srv/app/node_modules", "/n"),)))
     assert c.entries["/n/viapnpm"].type == "symlink"
+
+
+@pytest.mark.parametrize("text, words", [("{not json", "not valid JSON"), ("[1]", "not a JSON object"),
+                                         ('{"main": "nowhere.js"}', "names no main")])
+def test_a_bad_package_json_is_bad_input(tmp_path, text, words):
+    write(tmp_path, "/app/package.json", text)
+    with pytest.raises(BadInput, match=words):
+        collect(["/app"], Options(root=Root(str(tmp_path)), recipes=False))
+
+
+def test_a_fifo_in_node_modules_is_skipped_not_read(tmp_path):
+    make_app(tmp_path)
+    os.unlink(tmp_path / "srv/app/node_modules/plain/package.json")
+    os.mkfifo(tmp_path / "srv/app/node_modules/plain/package.json")
+    got = NodeImports(Root(str(tmp_path))).analyse(["/srv/app/server.js"])   # would block on read
+    assert "/srv/app/node_modules/plain/index.js" not in got.files

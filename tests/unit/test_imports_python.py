@@ -167,3 +167,16 @@ def test_perl_inc_from_files_is_perls_own_order():
     real = subprocess.run(["perl", "-e", 'print join "\\n", @INC'], capture_output=True, text=True).stdout.split()
     got = P.perl_inc(ctx(shutil.which("perl")))
     assert got["inc"] == [d for d in real if os.path.isdir(d)]
+
+
+def test_hostile_sources_are_warnings_not_tracebacks(fake):
+    root, _ = fake
+    write(root, "/app/main.py", "import deep, broken, nul\n")
+    write(root, "/app/deep.py", "x = " + "(" * 5000 + ")" * 5000 + "\n")
+    write(root, "/app/broken.py", "def (:\n")
+    (root / "app/nul.py").write_bytes(b"import os\x00\n")
+    os.mkfifo(root / "app/.venv/lib/python3.11/site-packages/fifo.pth")
+    c = collect(["/app/main.py"], Options(root=Root(str(root)), recipes=False))
+    assert {"/app/deep.py", "/app/broken.py", "/app/nul.py"} <= set(c.entries)
+    bad = [w for w in c.warnings if "cannot parse" in w]
+    assert len(bad) == 3, c.warnings
