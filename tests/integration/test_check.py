@@ -260,3 +260,46 @@ def test_a_plugins_host_symbols_are_counted_not_reported(fixtures, tmp_path):
     p = closure("check", root, "--standalone")
     assert p.returncode == 1
     assert p.stdout.splitlines() == ["/app/lib/plugins/plugin.so: undefined symbol host_func"]
+
+
+def cached_trixie_root():
+    """A trixie root (glibc 2.41) another test built today, if there is one: this test never
+    builds it (tests/foreign_roots.py does, slowly)."""
+    from tests.slim_images import CACHE
+    for d in sorted((CACHE / "foreign").glob("*-v*/trixie"), reverse=True):
+        if (d / "usr/lib/x86_64-linux-gnu/libc.so.6").is_file():
+            return d
+    pytest.skip("no trixie root in the test cache (tests/integration/test_foreign_roots.py makes one)")
+
+
+def test_a_library_from_a_newer_debian_is_caught(tmp_path):
+    """A trixie library --include'd into an image of this machine's programs."""
+    from closure.elf.reader import read_elf
+    from closure.elf.symbols import read_symbols
+    trixie = cached_trixie_root()
+    host = tuple(int(x) for x in host_glibc().split("."))
+    troot = Root(str(trixie))
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    for name in sorted(os.listdir(trixie / libdir.lstrip("/"))):
+        p = f"{libdir}/{name}"
+        if ".so." not in name or (trixie / p.lstrip("/")).is_symlink():
+            continue
+        try:
+            if read_elf(troot, p).needed != ("libc.so.6",):
+                continue
+            newer = sorted({n.name for n in read_symbols(troot, p).needs if n.name.startswith("GLIBC_2.")
+                            and tuple(int(x) for x in n.name[6:].split(".")) > host})
+        except Exception:
+            continue
+        if newer:
+            break
+    else:
+        pytest.skip("no trixie library needing a glibc newer than this machine's")
+    out = tmp_path / "img.tar"
+    p = closure("build", "/usr/bin/true", "-o", out, "--no-recipes", "--include", f"{trixie}{p}:/opt/lib/{name}")
+    want = {f"/opt/lib/{name}: {v} not found (needed from libc.so.6; the image has glibc {host_glibc()})"
+            for v in newer}
+    assert p.returncode == 0
+    assert want <= {line.removeprefix("closure: warning: ") for line in p.stderr.splitlines()}, p.stderr
+    c = closure("check", out)
+    assert c.returncode == 1 and want <= set(c.stdout.splitlines())
