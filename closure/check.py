@@ -352,7 +352,8 @@ def check_targets(root: Root, targets: Iterable[str], library_path: tuple[str, .
     """`ldd -r` on each target (an image path in root, links followed): everything."""
     checker = Checker(root, library_path)
     targets = list(targets)
-    report = Report(", ".join(targets) if root.path == "/" else root.path, "targets")
+    named = ", ".join(targets) if len(targets) <= 3 else f"{len(targets)} targets"
+    report = Report(named if root.path == "/" else f"{named} in {root.path}", "targets")
     for t in targets:
         try:
             real = root.resolve(t).path

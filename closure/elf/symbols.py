@@ -166,11 +166,15 @@ class SymbolTable:
         """(name, versym, weak) of every undefined, non-local symbol."""
         names, infos, shndxs, _values = self._columns
         vs = self._versym or (0,) * self.count
+        strtab, find = self._str, self._str.find
         out = []
         for i in itertools.compress(range(1, self.count), map(operator.not_, shndxs[1:])):
-            bind = infos[i] >> 4
-            if names[i] and bind != STB_LOCAL:
-                out.append((self._name(names[i]), vs[i], bind == STB_WEAK))
+            bind, name = infos[i] >> 4, names[i]
+            if name and bind != STB_LOCAL:
+                end = find(b"\0", name)
+                if end < 0:
+                    self._name(name)   # raises: the name runs off the string table
+                out.append((strtab[name:end], vs[i], bind == STB_WEAK))
         return tuple(out)
 
     @cached_property
