@@ -92,6 +92,13 @@ class PythonImports:
         # sys.path[0] is the script's dir, for every module the run imports
         search = tuple(dict.fromkeys(posixpath.dirname(s) for s in scripts)) + self.env.path
         queue += [(s, None) for s in scripts]
+        for s in scripts:   # Flask's and Django's convention: templates/ and static/ beside the app
+            for d in ("templates", "static"):
+                p = posixpath.join(posixpath.dirname(s), d)
+                if self.root.is_dir(p) and not p.startswith(tuple(x + "/" for x in self.env.site)):
+                    for q in self.root.tree(self.root.resolve(p).path):
+                        if self.root.is_file(q):
+                            out.add(q, s, d)
         dynamic: list[str] = []
 
         def require(name: str, by: str) -> Spec | None:

@@ -49,7 +49,10 @@ def add_probe_results(collector, probe: str) -> None:
     for w in warnings:
         collector.closure.warnings.append(f"probe {probe!r}: {w}")
     reason = Reason("traced", probe=probe)
+    pycache = bool(getattr(opts.recipe_vars, "pycache", False))
     for path, kind in kept:
+        if "/__pycache__/" in path and not pycache:
+            continue                    # bytecode only with --pycache, traced or not
         add_traced(collector, path, kind, reason)
 
 

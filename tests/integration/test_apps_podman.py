@@ -128,13 +128,15 @@ def test_java_version_and_an_https_fetch_trusting_the_ca_given(java_fetch, tmp_p
     --ca-cert reaching the JVM's cacerts keystore: the fetch works with it, not without."""
     from tests.tls import https_server, make_ca
     ca = make_ca(tmp_path / "ca")
+    jar = tmp_path / "fetch.jar"     # a .jar target: java -jar it, Main-Class from its manifest
+    subprocess.run(["jar", "cfe", str(jar), "Fetch", "-C", str(java_fetch), "Fetch.class"], check=True)
     with built(tmp_path, "java", "--include", f"{java_fetch}:/app") as (plain, _), \
-         built(tmp_path, "java", "--include", f"{java_fetch}:/app", "--ca-cert", str(ca.ca_cert)) as (trusting, _):
-        r = podman(*RUN, "--network=none", trusting, "-version", check=False)
+         built(tmp_path, str(jar), "--ca-cert", str(ca.ca_cert)) as (trusting, _):
+        r = podman(*RUN, "--network=none", "--entrypoint", "java", trusting, "-version", check=False)
         assert r.returncode == 0 and "OpenJDK" in r.stderr + r.stdout, r.stderr
         with https_server(ca) as port:
             url = f"https://localhost:{port}/"
-            r = podman(*RUN, "--network=host", trusting, "-cp", "/app", "Fetch", url, check=False)
+            r = podman(*RUN, "--network=host", trusting, url, check=False)
             assert r.returncode == 0 and r.stdout.startswith("200 hello from the closure test server"), r.stderr
             r = podman(*RUN, "--network=host", plain, "-cp", "/app", "Fetch", url, check=False)
             assert r.returncode != 0 and "PKIX" in r.stderr, r.stderr

@@ -75,6 +75,8 @@ def fake(tmp_path) -> tuple[Path, Path]:
     write(root, "/app/main.py", "import json, pkga, fromextra, helper\nimport importlib\n"
           "name = 'x'\nimportlib.import_module(name)\n")
     write(root, "/app/helper.py", "import sys\n")
+    write(root, "/app/templates/index.html", "<h1>")
+    write(root, "/app/notes/todo.txt", "not the app's")
     return root, marker
 
 
@@ -101,11 +103,13 @@ def test_the_import_graph_of_an_app_in_a_venv(fake):
               f"{site}/ns/mod.py", f"{site}/pkga/templates/page.html", f"{site}/pkga/py.typed",
               f"{site}/pkga-1.0.dist-info/METADATA", f"{site}/pkga-1.0.dist-info/RECORD",
               f"{site}/lazydep/__init__.py", f"{site}/lazydep-2.0.dist-info/METADATA",
-              "/usr/lib/python3.11/json/decoder.py", "/app/.venv/bin/python", "/usr/bin/python3.11"):
+              "/usr/lib/python3.11/json/decoder.py", "/app/.venv/bin/python", "/usr/bin/python3.11",
+              "/app/templates/index.html"):
         assert p in have, p
     for p in (f"{site}/pkga/unused.py", f"{site}/unrelated/__init__.py", f"{site}/typedonly/__init__.py",
               f"{site}/optional/__init__.py", f"{site}/pkga/tests/test_x.py",
-              "/usr/lib/python3/dist-packages/stray.pth", "/usr/lib/python3/dist-packages/hostonly.py"):
+              "/usr/lib/python3/dist-packages/stray.pth", "/usr/lib/python3/dist-packages/hostonly.py",
+              "/app/notes/todo.txt"):
         assert p not in have, p
     why = c.entries[f"{site}/pkga/sub.py"].reasons
     assert why == [type(why[0])("import", by=f"{site}/pkga/__init__.py", name="pkga.sub")]
@@ -180,3 +184,13 @@ def test_hostile_sources_are_warnings_not_tracebacks(fake):
     assert {"/app/deep.py", "/app/broken.py", "/app/nul.py"} <= set(c.entries)
     bad = [w for w in c.warnings if "cannot parse" in w]
     assert len(bad) == 3, c.warnings
+
+
+def test_a_package_dir_with_main_is_an_app(fake):
+    root, _ = fake
+    write(root, "/app/tool/__main__.py", "import cli\n")   # python DIR: sys.path[0] is DIR
+    write(root, "/app/tool/__init__.py")
+    write(root, "/app/tool/cli.py", "import pkga\n")
+    c = collect(["/app/tool"], Options(root=Root(str(root)), recipes=False))
+    assert c.entrypoint == ["/app/.venv/bin/python", "/app/tool"] and c.workdir == "/app/tool"
+    assert "/app/.venv/lib/python3.11/site-packages/pkga/__init__.py" in c.entries
