@@ -56,7 +56,13 @@ def check(args: list[str], allow: tuple[str, ...] = KINDS) -> str:
 
 
 def load(args: list[str], *, ref: str | None = None, hashes: bool = True,
-         targets: TargetOptions = TargetOptions(), allow: tuple[str, ...] = KINDS) -> Inventory:
+         targets: TargetOptions = TargetOptions(), allow: tuple[str, ...] = KINDS,
+         registry=None) -> Inventory:
+    from ..registry.transport import RegistryOptions, parse, reading
+    if len(args) == 1 and "image" in allow and parse(args[0]).kind != "path":
+        # oci:, docker://, containers-storage:...: fetched to a local path for the read.
+        with reading(args[0], ref, registry or RegistryOptions()) as (path, chosen):
+            return from_image(path, chosen)
     kind = check(args, allow)
     if kind == "image":
         return from_image(args[0], ref)

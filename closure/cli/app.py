@@ -49,9 +49,9 @@ def _root(
 
 
 # One module per command; each defines register(app).
-from . import analyze, build, check, diff, explain, inspect, recipes, report, sbom, slim, trace, verify  # noqa: E402
+from . import analyze, build, check, diff, explain, inspect, push, recipes, report, sbom, slim, trace, verify  # noqa: E402
 
-for _module in (analyze, build, check, diff, explain, inspect, recipes, report, sbom, slim, trace, verify):
+for _module in (analyze, build, check, diff, explain, inspect, push, recipes, report, sbom, slim, trace, verify):
     _module.register(app)
 
 

@@ -10,6 +10,7 @@ import typer
 
 from . import options as o
 from . import recipe_options as ro
+from . import registry_options as rego
 from .progress import Progress
 
 EXAMPLES = """
@@ -34,8 +35,12 @@ Examples:
 
   closure build --app-dir ./web:/app -o web.tar           # a Node app directory (package.json main) at /app
 
+  closure build /usr/bin/curl -o docker://registry.example.com/tools/curl:8   # build + push
+
 The output format follows -o: a directory, a name with no extension or '.oci' gives an OCI
 layout; '*.tar' gives one archive that podman/skopeo read as OCI and docker as docker-archive.
+Transports as skopeo names them: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,
+docker://HOST/REPO:TAG (built in a temporary layout, then pushed).
 SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same digest.
 """
 
@@ -48,6 +53,7 @@ def _given(value) -> bool:
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Build an image holding exactly what TARGETs need." + EXAMPLES)
+    @rego.registry_options
     def build(
         targets: Optional[List[str]] = typer.Argument(None, help="Programs or scripts; the first is the entrypoint."),
         output: Optional[str] = typer.Option(None, "--output", "-o", help="Where to write the image."),
@@ -92,15 +98,16 @@ def register(app: typer.Typer) -> None:
         max_files: Optional[int] = typer.Option(None, "--max-files", min=0, metavar="N", help="Fail (exit 1, nothing written) when the image would hold more than N files."),
         strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when a program of the image would not link (what `closure check` finds) or a target lies inside another root; a warning otherwise."),
         as_json: bool = typer.Option(False, "--json", help="Print the build summary as one JSON document."),
+        registry=None,
     ) -> None:
-        given = {k: v for k, v in locals().items() if k not in ("spec", "as_json") and _given(v)}
+        given = {k: v for k, v in locals().items() if k not in ("spec", "as_json", "registry") and _given(v)}
         values = {}
         if spec is not None:
             from ..spec import load_spec
             values = load_spec(spec)
             values.pop("smoke", None)
         values.update(given)   # the command line overrides the spec
-        run_build(values, as_json=as_json)
+        run_build(values, as_json=as_json, registry=registry)
 
 
 def _split_include(value: str) -> tuple[str, str]:
@@ -142,15 +149,9 @@ def _labels(items) -> dict[str, str]:
     return labels
 
 
-def run_build(v: dict, *, as_json: bool = False) -> None:
-    from ..collect import Options, collect
+def run_build(v: dict, *, as_json: bool = False, registry=None) -> None:
     from ..errors import BadInput
-    from ..image import ImageOptions, check_request, write_image
-    from ..gate import check_limits
-    from ..image.epoch import created_time
-    from ..units import parse_size
-    from ..image.reference import parse_reference
-    from ..root import Root
+    from ..registry.transport import Destination, RegistryOptions
 
     targets = list(v.get("targets") or ())
     app_dirs = tuple(_split_app_dir(a) for a in v.get("app_dir") or ())
@@ -161,10 +162,25 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
     out = v.get("output")
     if not out:
         raise BadInput("no output: give -o OUT (or 'output' in the spec)")
-    name, tag = parse_reference(v["tag"]) if v.get("tag") else (None, "latest")
+    dest = Destination(out, registry or RegistryOptions())
+    with dest:
+        _build(v, dest, as_json, targets, app_dirs)
+
+
+def _build(v: dict, dest, as_json: bool, targets: list[str], app_dirs: tuple) -> None:
+    from ..collect import Options, collect
+    from ..image import ImageOptions, check_request, write_image
+    from ..gate import check_limits
+    from ..image.epoch import created_time
+    from ..image.reference import parse_reference
+    from ..root import Root
+    from ..units import parse_size
+
+    out = v["output"]
+    name, tag = parse_reference(v["tag"]) if v.get("tag") else (dest.name, dest.tag or "latest")
     user = v.get("user")
     image_opts = ImageOptions(
-        format=v.get("format"), compression=v.get("compression"), level=v.get("level"),
+        format=v.get("format") or dest.format, compression=v.get("compression"), level=v.get("level"),
         name=name, tag=tag, entrypoint=_argv(v.get("entrypoint"), "--entrypoint"),
         cmd=_argv(v.get("cmd"), "--cmd"),
         env=tuple(v.get("env") or ()), user=user, workdir=v.get("workdir"),
@@ -173,7 +189,7 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         created=None if v.get("created") is None else created_time(str(v["created"])))
     max_size = None if v.get("max_size") is None else parse_size(str(v["max_size"]), "--max-size")
     verify_argv = _argv(v.get("verify"), "--verify")
-    check_request(out, image_opts)   # a bad -o or flag fails before any analysis
+    check_request(dest.path, image_opts)   # a bad -o or flag fails before any analysis
 
     recipe_vars = ro.recipe_vars(
         user=user, ca_cert=v.get("ca_cert"), locale=v.get("locale"), tz=v.get("tz"),
@@ -206,20 +222,26 @@ def run_build(v: dict, *, as_json: bool = False) -> None:
         progress.step("checking that every program links")
         check_links(closure, root, collect_opts.library_path, bool(v.get("strict")))
         progress.step(f"writing {out}")
-        result = write_image(closure, root, out, image_opts, progress=progress.bytes)
+        result = write_image(closure, root, dest.path, image_opts, progress=progress.bytes)
         if verify_argv:
             from ..verify import verify
             progress.step(f"verifying: {shlex.join(verify_argv)}")
-            verified = verify(out, verify_argv)
+            verified = verify(dest.path, verify_argv)
+        if dest.pushes:
+            progress.step(f"pushing {out}")
+        pushed = dest.publish()
     if as_json:
         doc = result.to_json()
         doc["warnings"] = list(closure.warnings)
         if verified is not None:
             doc["verify"] = {"runtime": verified.runtime, "emulator": verified.emulator,
                              "returncode": verified.returncode}
+        if pushed is not None:
+            doc["path"] = out
+            doc["pushed"] = pushed.to_json()
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        typer.echo(summary(result, out))
+        typer.echo(summary(result, out, pushed))
         if verified is not None:
             typer.echo(f"  verified   {v['verify']} (in {verified.how})")
 
@@ -249,7 +271,7 @@ def run_command(result, out: str, flags: Sequence[str] = ()) -> str:
     return f"podman import {q} IMAGE && {run} IMAGE CMD"
 
 
-def summary(result, out: str) -> str:
+def summary(result, out: str, pushed=None) -> str:
     from ..report import human_size
     how = "inferred from -o" if result.format_inferred else "as asked"
     lines = [f"closure: built {out} ({result.format}, {how})",
@@ -261,5 +283,13 @@ def summary(result, out: str) -> str:
     if result.manifest_digest:
         lines.append(f"  image      {result.reference}  manifest {result.manifest_digest}")
     from ..verify import working_podman_flags
-    lines.append(f"  run it     {run_command(result, out, working_podman_flags() or ())}")
+    flags = working_podman_flags() or ()
+    if pushed is not None:
+        s = pushed.stats
+        lines.append(f"  pushed     {pushed.reference}@{pushed.digest}")
+        lines.append(f"  blobs      {s.uploaded} uploaded ({human_size(s.bytes_uploaded)}), {s.mounted} mounted, "
+                     f"{s.skipped} already there")
+        lines.append(f"  run it     {shlex.join(['podman', 'run', '--rm', *flags, pushed.reference])}")
+        return "\n".join(lines)
+    lines.append(f"  run it     {run_command(result, out, flags)}")
     return "\n".join(lines)

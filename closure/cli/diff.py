@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from . import audit_options as ao
+from . import registry_options as rego
 
 EXAMPLES = """
 
@@ -27,6 +28,7 @@ Exit status as diff(1): 0 the same, 1 different (or, with --fail-on, a condition
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Show what changed between two images (any supported format), rootfs directories or analysis JSON files." + EXAMPLES)
+    @rego.source_options
     def diff(
         a: str = typer.Argument(..., metavar="A", help="The old image, rootfs or analysis JSON."),
         b: str = typer.Argument(..., metavar="B", help="The new one."),
@@ -36,12 +38,13 @@ def register(app: typer.Typer) -> None:
                                           help="Exit 1 only when COND holds (repeatable): any, added-files, "
                                                "removed-files, added-packages, growth=N% or growth=SIZE (10MB)."),
         ref: Optional[str] = ao.RefOpt,
+        registry=None,
     ) -> None:
         from ..audit.diff import diff as compute, text, tripped
         from ..audit.load import check, load
         allow = ("image", "rootfs", "analysis")
         check([b], allow)             # a bad B fails before A is read
-        d = compute(load([a], ref=ref, allow=allow), load([b], ref=ref, allow=allow))
+        d = compute(load([a], ref=ref, allow=allow, registry=registry), load([b], ref=ref, allow=allow, registry=registry))
         hits = tripped(d, tuple(fail_on) or ("any",))   # checked before printing: bad COND is exit 2
         if as_json:
             typer.echo(json.dumps(d.to_json(), indent=2))

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from . import audit_options as ao
+from . import registry_options as rego
 
 EXAMPLES = """
 
@@ -20,12 +21,14 @@ Examples:
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Show an image's config, layers (sizes, history, bytes hidden by later layers) and its biggest directories." + EXAMPLES)
+    @rego.source_options
     def inspect(
         image: str = typer.Argument(..., metavar="IMAGE", help="An OCI layout or archive, or a docker-archive."),
         as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON document."),
         ref: Optional[str] = ao.RefOpt,
+        registry=None,
     ) -> None:
         from ..audit.inspect import facts, text
         from ..audit.load import load
-        f = facts(load([image], ref=ref, hashes=False, allow=("image",)))
+        f = facts(load([image], ref=ref, registry=registry, hashes=False, allow=("image",)))
         typer.echo(json.dumps(f, indent=2) if as_json else text(f))

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from . import audit_options as ao
+from . import registry_options as rego
 
 if TYPE_CHECKING:
     from ..audit.load import TargetOptions
@@ -28,12 +29,14 @@ and every file with its size, package and the reasons it is in the image.
 def register(app: typer.Typer) -> None:
     @app.command(help="Write an HTML report (size treemaps, packages, every file and why) of an image or TARGETs." + EXAMPLES)
     @ao.target_options
+    @rego.source_options
     def report(
         source: List[str] = typer.Argument(..., metavar="IMAGE|TARGET...", help="An image, a rootfs directory, an analysis JSON, or programs."),
         output: str = typer.Option(..., "--output", "-o", help="The HTML file to write."),
         analysis: Optional[str] = typer.Option(None, "--analysis", help="An `analyze --json` file whose reasons are shown for an image's files."),
         ref: Optional[str] = ao.RefOpt,
         targets: TargetOptions = None,
+        registry=None,
     ) -> None:
         from ..audit.bypackage import group
         from ..audit.html import render
@@ -41,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from ..audit.output import check_file_destination, write_file
         check_file_destination(output)
         reasons = from_analysis(analysis) if analysis else None     # a bad one fails before the work
-        inv = ao.load(source, ref=ref, hashes=False, targets=targets)
+        inv = ao.load(source, ref=ref, registry=registry, hashes=False, targets=targets)
         if reasons is not None:
             attach_reasons(inv, reasons, analysis)
         write_file(output, render(inv, group(inv)).encode("utf-8", "surrogateescape"))

@@ -9,6 +9,7 @@ import typer
 
 from . import options as o
 from . import recipe_options as ro
+from . import registry_options as rego
 from .progress import Progress
 
 EXAMPLES = """
@@ -46,6 +47,7 @@ def split_image_ref(image: str, ref: Optional[str]) -> tuple[str, Optional[str]]
 def register(app: typer.Typer) -> None:
     @app.command(help="Slim an existing image: keep what its Entrypoint/Cmd (and probes) need." + EXAMPLES)
     @ro.with_recipe_options
+    @rego.source_options
     def slim(
         image: str = typer.Argument(..., help="OCI layout dir, OCI archive, docker-archive or docker-dir."),
         output: str = typer.Option(..., "--output", "-o", help="Where to write the slim image."),
@@ -75,19 +77,24 @@ def register(app: typer.Typer) -> None:
         no_recipes: bool = o.NoRecipesOpt,
         recipes: Optional[List[str]] = o.RecipesDirOpt,
         recipe_options: ro.RecipeOptions = None,
+        registry=None,
     ) -> None:
         from ..audit.output import check_file_destination, write_file
         from ..errors import BadInput
         from ..image import ImageOptions
         from ..image.extract import Limits
         from ..image.reference import parse_reference
+        from dataclasses import replace
+
         from ..slim import SlimOptions, slim as run_slim, summary
         from .build import _split_include
 
+        from ..registry.transport import Destination, reading
         image, ref = split_image_ref(image, ref)
-        name, out_tag = parse_reference(tag) if tag else (None, "latest")
-        image_opts = ImageOptions(format=format, compression=compression, level=level, name=name,
-                                  tag=out_tag, keep_setuid=keep_setuid, force=force)
+        dest = Destination(output, registry)
+        name, out_tag = parse_reference(tag) if tag else (dest.name, dest.tag or "latest")
+        image_opts = ImageOptions(format=format or dest.format, compression=compression, level=level,
+                                  name=name, tag=out_tag, keep_setuid=keep_setuid, force=force)
         if report is not None:
             check_file_destination(report)    # before the work, not after it
         from ..units import parse_size
@@ -104,9 +111,14 @@ def register(app: typer.Typer) -> None:
             recipe_dirs=tuple(recipes or ()), package_records=not no_package_records,
             recipe_vars=recipe_options.vars(), strict=strict,
             max_size=None if max_size is None else parse_size(max_size, "--max-size"), max_files=max_files)
-        with Progress(enabled=not as_json) as progress:
-            result = run_slim(image, output, opts, image_opts, step=progress.step,
-                              progress=progress.bytes)
+        with dest, Progress(enabled=not as_json) as progress:
+            with reading(image, ref, registry, tmpdir) as (path, chosen):
+                opts = replace(opts, ref=chosen)
+                result = run_slim(path, dest.path, opts, image_opts, step=progress.step,
+                                  progress=progress.bytes)
+            pushed = dest.publish()
+        if pushed is not None:
+            result.report["pushed"] = pushed.to_json()
         for w in result.closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
         doc = json.dumps(result.report, indent=2, sort_keys=True) + "\n"
@@ -116,3 +128,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(doc, nl=False)
         else:
             typer.echo(summary(result.report))
+            if pushed is not None:
+                typer.echo(f"  pushed     {pushed.reference}@{pushed.digest} ({pushed.stats.uploaded} blobs "
+                           f"uploaded, {pushed.stats.skipped} already there)")
