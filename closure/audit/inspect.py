@@ -73,6 +73,8 @@ def facts(inv: Inventory) -> dict:
             "created_by": h.get("created_by"), "comment": h.get("comment"), "created": h.get("created"),
         })
     files = [i for i in inv.items.values() if i.type == "file"]
+    final = sum(i.size for i in files)
+    in_layers = sum(layer["bytes"] or 0 for layer in layers)
     return {
         "path": img.get("path"), "format": img.get("format"), "reference": img.get("reference"),
         "names": img.get("names"), "manifest_digest": img.get("manifest_digest"),
@@ -85,11 +87,25 @@ def facts(inv: Inventory) -> dict:
         "files": len(files),
         "symlinks": sum(1 for i in inv.items.values() if i.type == "symlink"),
         "directories": sum(1 for i in inv.items.values() if i.type == "dir"),
-        "bytes": sum(i.size for i in files),
+        "bytes": final,
+        # dive's figures: what the final filesystem shows over what the layers carry.
+        "layer_bytes": in_layers,
+        "wasted_bytes": max(in_layers - final, 0),
+        "efficiency": final / in_layers if in_layers else 1.0,
         "compressed_bytes": sum(layer.get("size") or 0 for layer in img.get("layers") or ()),
         "hidden_bytes": sum(layer["hidden_bytes"] or 0 for layer in layers),
         "top_directories": top_directories(inv),
     }
+
+
+def _label_value(key: str, value) -> str:
+    """A label as shown on screen; closure's reasons record (KBs of base64) is summarised:
+    `--json` keeps it whole."""
+    from ..image.reasons import LABEL
+    if key == LABEL and isinstance(value, str):
+        return (f"<{human_size(len(value))} closure reasons record, read by closure report and "
+                f"closure diff; --json shows it>")
+    return str(value)
 
 
 def _short(digest: str | None) -> str:
@@ -119,7 +135,7 @@ def text(f: dict) -> str:
     for e in c.get("Env", ()):
         lines.append(f"Env         {e}")
     for k, v in sorted((c.get("Labels") or {}).items()):
-        lines.append(f"Label       {k}={v}")
+        lines.append(f"Label       {k}={_label_value(k, v)}")
     lines.append("")
     lines.append(f"{'LAYER':<6}{'DIGEST':<14}{'SIZE':>10}{'CONTENT':>11}{'FILES':>7}{'HIDDEN':>10}  CREATED BY")
     for layer in f["layers"]:
@@ -131,6 +147,8 @@ def text(f: dict) -> str:
     lines.append(f"total: {f['files']} files, {f['symlinks']} symlinks, {f['directories']} dirs; "
                  f"{human_size(f['bytes'])} in files, {human_size(f['compressed_bytes'])} compressed; "
                  f"{human_size(f['hidden_bytes'])} hidden by later layers")
+    lines.append(f"efficiency: {f['efficiency']:.1%} ({human_size(f['bytes'])} in the final filesystem "
+                 f"of {human_size(f['layer_bytes'])} in all layers; {human_size(f['wasted_bytes'])} wasted)")
     if f["top_directories"]:
         lines.append("")
         lines.append(f"{'SIZE':>10}{'FILES':>7}  DIRECTORY")
