@@ -21,13 +21,16 @@ Examples:
 
   closure analyze curl --json --package-records > a.json; closure report curl.oci --analysis a.json -o r.html
 
-The page needs no network: treemaps of sizes by directory and by package, the packages,
-and every file with its size, package and the reasons it is in the image.
+The page needs no network. It answers "why is it big": treemaps of sizes by directory and
+by package (the biggest boxes labelled, #N for the N-th biggest file, a colour legend each),
+the 20 biggest files each with its chain of reasons, for an image its layers (what each adds,
+what later layers hide, the efficiency and wasted bytes), the packages, and every file with
+its size, package and reasons; tables open largest first.
 """
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(help="Write an HTML report (size treemaps, packages, every file and why) of an image or TARGETs." + EXAMPLES)
+    @app.command(help="Write an HTML report of why an image or TARGETs are big (treemaps, the biggest files and their reasons, layers, packages, every file)." + EXAMPLES)
     @ao.target_options
     @rego.source_options
     def report(

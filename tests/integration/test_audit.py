@@ -434,6 +434,78 @@ def test_report_renders_in_chromium_and_lists_every_file(images, tmp_path):
     assert sorted(rows.paths) == want
 
 
+# Measured in the page by the browser, written into the title (read back with --dump-dom):
+# the Files table's path column, the viewport, the page's scroll width, and the treemap
+# labels that overrun their box with the fonts Chromium really has.
+PROBE = """<script>addEventListener('load',function(){
+  var over=0,n=0;document.querySelectorAll('svg.tm text.f').forEach(function(t){
+    if(t.hasAttribute('transform'))return;var r=t.previousElementSibling;
+    while(r&&r.tagName!=='rect')r=r.previousElementSibling;var a=t.getBBox(),b=r.getBBox();n++;
+    if(a.x+a.width>b.x+b.width+1||a.y+a.height>b.y+b.height+1)over++;});
+  var td=document.querySelector('#files td.p');
+  document.title='probe:'+JSON.stringify({path:td.getBoundingClientRect().width,vw:innerWidth,
+    sw:document.documentElement.scrollWidth,labels:n,over:over});});</script>"""
+
+
+def test_report_of_the_curl_image_answers_why_it_is_big_wide_and_narrow(tmp_path):
+    """The report of `closure build /usr/bin/curl -o X.tar`: the 20 biggest files each with
+    the chain from /usr/bin/curl, tables largest first; in Chromium at 1280 and 420 px the
+    path column keeps a readable width, nothing overflows the window, labels fit their boxes."""
+    import re
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    tar, report = tmp_path / "curl.tar", tmp_path / "curl.html"
+    run("build", "/usr/bin/curl", "-o", tar)
+    run("report", tar, "-o", report)
+    page = report.read_text()
+    members = layer_members_of_archive(tar)
+    sizes = {p: n for p, (kind, n) in members.items() if kind == "file"}
+    top = sorted(sizes, key=lambda p: (-sizes[p], p))[:20]
+    rows = re.findall(r'<tr data-rank="(\d+)">.*?data-file="([^"]*)".*?<ol class="chain">(.*?)</ol>', page)
+    assert [html.unescape(p) for _, p, _ in rows] == top
+    for _, path, chain in rows:
+        steps = [html.unescape(re.sub(r"<[^>]+>", "", s)) for s in re.findall(r"<li>(.*?)</li>", chain)]
+        assert steps[0] == "/usr/bin/curl (target)" and steps[-1].startswith(html.unescape(path) + " ("), steps
+    pkg_sizes = [int(v) for v in re.findall(r'<td class="n" data-v="(\d+)" data-l="size">', page.split('id="packages"')[1].split("</table>")[0])]
+    assert len(pkg_sizes) > 10 and pkg_sizes == sorted(pkg_sizes, reverse=True)
+    if chromium is None:
+        pytest.skip("needs chromium (apt-get install chromium) for the rendering half")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"))
+    for width in (1280, 420):
+        shot, profile = tmp_path / f"shot-{width}.png", tmp_path / f"profile-{width}"
+        profile.mkdir()
+        p = subprocess.run([chromium, *CHROMIUM_FLAGS[:-1], f"--user-data-dir={profile}", f"--window-size={width},2000",
+                            "--run-all-compositor-stages-before-draw", f"--screenshot={shot}", "--dump-dom",
+                            probe.as_uri()], capture_output=True, timeout=120)
+        assert p.returncode == 0 and shot.exists(), p.stderr[-2000:]
+        assert shot.stat().st_size > 20_000 and png_colours(shot.read_bytes()) > 40
+        m = re.search(r"<title>probe:(.*?)</title>", p.stdout.decode())
+        assert m, p.stdout[-500:]
+        got = json.loads(html.unescape(m.group(1)))
+        # Chromium's headless window is at least 500 px wide: "420" lays out at 500.
+        assert got["sw"] <= got["vw"], got                       # no sideways scrolling of the page
+        assert got["path"] >= (300 if width > 1000 else 0.8 * got["vw"]), got
+        assert got["labels"] > 20 and got["over"] == 0, got
+
+
+def layer_members_of_archive(tar_path: Path) -> dict[str, tuple[str, int]]:
+    """path -> (file|symlink|dir, size) of an OCI archive's one layer, standard library only."""
+    with tarfile.open(tar_path) as outer:
+        def blob(digest: str) -> bytes:
+            return outer.extractfile("blobs/sha256/" + digest.split(":")[1]).read()
+        index = json.loads(outer.extractfile("index.json").read())
+        manifest = json.loads(blob(index["manifests"][0]["digest"]))
+        import io
+        out = {}
+        with tarfile.open(fileobj=io.BytesIO(blob(manifest["layers"][0]["digest"])), mode="r:gz") as tar:
+            for m in tar:
+                if m.islnk():      # a hard link: its target's bytes
+                    out["/" + m.name] = out["/" + m.linkname]
+                    continue
+                out["/" + m.name.rstrip("/")] = ("file" if m.isreg() else "symlink" if m.issym() else "dir", m.size)
+        return out
+
+
 def test_report_of_an_image_takes_every_reason_from_its_analysis(images, tmp_path):
 
     def why(page: str) -> dict[str, str]:
