@@ -46,6 +46,7 @@ class Options:
     dlopen_depth: int = 1                      # dlopen strings of objects found by strings, how deep
     env: tuple[tuple[str, str], ...] = ()      # the image's Env: probes and services see it
     serve: object | None = None                # closure.trace.serve.ServeOptions
+    accounts: tuple[tuple, ...] = ()           # --account ("account", NAME, UID|None, GID|None)
 
 
 class Collector:
@@ -369,7 +370,7 @@ class Collector:
         """Walk ELF objects, apply recipes and run the probes (once) until a round adds
         nothing: a recipe's file may be an ELF object whose libraries bring more."""
         recipes = _load_recipes(self.opts) if self.opts.recipes else None
-        probes_done = not self.opts.probes
+        probes_done = not self.opts.probes and self.opts.serve is None
         self.walk_pending()
         if self.apps:
             from .imports import add_app_files
@@ -458,6 +459,7 @@ class Collector:
 def collect(targets: list[str], opts: Options | None = None) -> Closure:
     """Compute the closure of targets inside opts.root."""
     c = Collector(opts or Options())
+    c.closure.accounts |= set(c.opts.accounts)
     for t in targets:
         c.closure.targets.append(c.add_target(t))
     c.add_includes()
@@ -471,6 +473,8 @@ def _load_recipes(opts: Options):
 
 
 def _run_probes(c: Collector, opts: Options) -> None:
-    from .trace.probe import add_probe_results
+    from .trace.probe import add_probe_results, add_service_results
     for probe in opts.probes:
         add_probe_results(c, probe)
+    if opts.serve is not None:
+        add_service_results(c)

@@ -129,6 +129,10 @@ class Closure:
     missing: list[Missing] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)   # image config env added by recipes
     warnings: list[str] = field(default_factory=list)
+    # Accounts the program needs in /etc/passwd and /etc/group, beyond the recipe's own:
+    # ("uid", N) / ("gid", N) a traced run switched to or chowned to, ("account", NAME, UID|None,
+    # GID|None) from --account. The glibc recipe reads them; not part of the JSON report.
+    accounts: set = field(default_factory=set)
     entrypoint: list[str] | None = None   # an app target's [runtime, main] (None: the first target)
     workdir: str | None = None            # an app directory target's dir
     foreign_root: str | None = None       # a target lies in this other root, analysed on the host's

@@ -28,6 +28,9 @@ KEYS: dict[str, str] = {
     "gconv": "strlist", "nss": "strlist", "pycache": "bool", "strict": "bool",
     "app-dir": "strlist", "runtime": "str", "dlopen-depth": "int", "created": "str",
     "max-size": "str", "max-files": "int",
+    "serve": "serve", "serve-cmd": "str", "ready": "str", "ready-timeout": "number",
+    "http": "strlist", "http-crawl": "int", "client": "strlist", "serve-host-network": "bool",
+    "account": "strlist",
     # the sample's smoke check, run by the sample tests, not by build: a command, or a table
     # mirroring a corpus.tsv row
     "smoke": "smoke",
@@ -75,6 +78,14 @@ def _convert(path: str, key: str, kind: str, value, base: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
         return value
+    if kind == "serve":                  # serve = true, or serve = "CMD"
+        if not isinstance(value, (bool, str)):
+            raise bad('true, or the service command as a string')
+        return value
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise bad("a positive number")
+        return float(value)
     if kind in ("str", "path"):
         if not isinstance(value, str):
             raise bad("a string")

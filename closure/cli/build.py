@@ -11,6 +11,7 @@ import typer
 from . import options as o
 from . import recipe_options as ro
 from . import registry_options as rego
+from . import serve_options as so
 from .progress import Progress
 
 EXAMPLES = """
@@ -30,6 +31,10 @@ Examples:
   closure build /usr/bin/openssl --probe 'openssl dgst -md4 -provider legacy </dev/null' --probe-in-image -o o.tar
 
   closure build /usr/bin/curl -o fs --format rootfs --verify 'curl --version'
+
+  closure build /usr/sbin/nginx --cmd "-g 'daemon off;'" --serve --ready tcp:80 --http 'GET / 200' -o nginx.tar
+
+  closure build /usr/bin/redis-server --serve --ready tcp:6379 --client 'redis-cli ping' -o redis.tar
 
   closure build app.py -o app.tar                         # a Python app: its venv's imports, found statically
 
@@ -86,6 +91,15 @@ def register(app: typer.Typer) -> None:
         probe_in_image: bool = typer.Option(False, "--probe-in-image", help="Run each probe inside the candidate image (bubblewrap) instead; add what it fails to find until it passes."),
         probe_network: bool = typer.Option(False, "--probe-network", help="Let probes run in a sandbox (--probe-in-image, --root) use the network."),
         probe_rounds: Optional[int] = typer.Option(None, "--probe-rounds", min=1, help="Rounds of --probe-in-image before giving up (default 5)."),
+        serve: bool = so.ServeOpt,
+        serve_cmd: Optional[str] = so.ServeCmdOpt,
+        ready: Optional[str] = so.ReadyOpt,
+        ready_timeout: Optional[float] = so.ReadyTimeoutOpt,
+        http: Optional[List[str]] = so.HttpOpt,
+        http_crawl: Optional[int] = so.HttpCrawlOpt,
+        client: Optional[List[str]] = so.ClientOpt,
+        serve_host_network: bool = so.ServeNetworkOpt,
+        account: Optional[List[str]] = so.AccountOpt,
         ca_cert: Optional[List[str]] = ro.CaCertOpt,
         locale: Optional[List[str]] = ro.LocaleOpt,
         tz: Optional[str] = ro.TzOpt,
@@ -195,6 +209,9 @@ def _build(v: dict, dest, as_json: bool, targets: list[str], app_dirs: tuple) ->
         user=user, ca_cert=v.get("ca_cert"), locale=v.get("locale"), tz=v.get("tz"),
         tzdata=v.get("tzdata"), gconv=v.get("gconv"), nss=v.get("nss"), pycache=bool(v.get("pycache")))
     root = Root(v.get("root") or "/")
+    env_pairs = tuple(tuple(e.split("=", 1)) for e in v.get("env") or () if "=" in e)
+    serve = so.serve_options(v, entrypoint=image_opts.entrypoint, cmd=image_opts.cmd, user=user,
+                             workdir=v.get("workdir"))
     collect_opts = Options(
         root=root, library_path=o.split_library_path(v.get("library_path")),
         dlopen_scan=not v.get("no_dlopen_scan"), recipes=not v.get("no_recipes"),
@@ -206,7 +223,8 @@ def _build(v: dict, dest, as_json: bool, targets: list[str], app_dirs: tuple) ->
         excludes=tuple(v.get("exclude") or ()),
         package_records=not v.get("no_package_records"),
         runtime=v.get("runtime"), app_dirs=app_dirs,
-        dlopen_depth=1 if v.get("dlopen_depth") is None else v["dlopen_depth"])
+        dlopen_depth=1 if v.get("dlopen_depth") is None else v["dlopen_depth"],
+        env=env_pairs, serve=serve, accounts=so.parse_accounts(v.get("account")))
     probes = len(collect_opts.probes)
     verified = None
     with Progress(enabled=not as_json) as progress:

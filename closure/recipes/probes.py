@@ -369,22 +369,109 @@ _GROUPS = ({"name": "root", "gid": 0}, {"name": "nonroot", "gid": 65532},
 
 @probe
 def image_users(ctx: ProbeContext) -> dict:
-    """The accounts written to /etc/passwd and /etc/group (no password hashes anywhere).
-    --user NAME[:GROUP] naming an account not among them adds it as uid 1000 (gid 1000, or
-    GROUP's gid), home /home/NAME, in `extra`; a numeric --user needs no entry."""
-    name, _, group = ctx.vars.user.partition(":")
+    """The accounts written to /etc/passwd and /etc/group (no password hashes anywhere):
+    root, nobody and nonroot, then every account of the root the program needs, as the root
+    has it: --user, each --account, the ids a traced run switched to or chowned files to
+    (nginx's www-data, postgres) and the owners of kept entries. An account the root lacks
+    is made: --account NAME[:UID[:GID]] as given (uid from 1000 up when not), --user NAME as
+    uid 1000 (gid 1000, or GROUP's gid) with home /home/NAME, in `extra`."""
     users = [dict(u) for u in _USERS]
-    groups = [dict(g) for g in _GROUPS]
-    gids = {g["name"]: g["gid"] for g in groups}
+    groups = [dict(g, members="") for g in _GROUPS]
+    src_users = _account_table(ctx.root, "/etc/passwd", 7)
+    src_groups = _account_table(ctx.root, "/etc/group", 4)
+
+    def add_group(fields) -> None:
+        if all(g["gid"] != int(fields[2]) and g["name"] != fields[0] for g in groups):
+            groups.append({"name": fields[0], "gid": int(fields[2]), "members": ""})
+
+    def add_user(fields) -> dict | None:
+        if any(u["uid"] == int(fields[2]) or u["name"] == fields[0] for u in users):
+            return None
+        u = {"name": fields[0], "uid": int(fields[2]), "gid": int(fields[3]), "gecos": fields[4],
+             "home": fields[5] or "/", "shell": fields[6] or "/sbin/nologin"}
+        users.append(u)
+        for g in src_groups:
+            if int(g[2]) == u["gid"]:
+                add_group(g)
+        return u
+
+    wanted_uids, wanted_gids = set(), set()
+    for rec in getattr(ctx.closure, "accounts", ()):
+        if rec[0] == "uid":
+            wanted_uids.add(rec[1])
+        elif rec[0] == "gid":
+            wanted_gids.add(rec[1])
+    for e in ctx.closure.entries.values():
+        if e.uid:
+            wanted_uids.add(e.uid)
+        if e.gid:
+            wanted_gids.add(e.gid)
+    for uid in sorted(wanted_uids):
+        for f in src_users:
+            if int(f[2]) == uid:
+                add_user(f)
+                break
+    for gid in sorted(wanted_gids):
+        for f in src_groups:
+            if int(f[2]) == gid:
+                add_group(f)
+                break
+    for rec in sorted((r for r in getattr(ctx.closure, "accounts", ()) if r[0] == "account"),
+                      key=lambda r: r[1]):
+        _, name, uid, gid = rec
+        found = next((f for f in src_users if f[0] == name), None)
+        if found is not None and uid in (None, int(found[2])):
+            found = list(found)
+            if gid is not None:
+                found[3] = str(gid)
+            add_user(found)
+            continue
+        uid = uid if uid is not None else _free_id({u["uid"] for u in users} | {int(f[2]) for f in src_users})
+        gid = gid if gid is not None else uid
+        add_user([name, "x", str(uid), str(gid), name, f"/home/{name}", "/sbin/nologin"])
+        if all(g["gid"] != gid for g in groups):
+            groups.append({"name": name, "gid": gid, "members": ""})
+    name, _, group = ctx.vars.user.partition(":")
     extra = None
     if not name.isdigit() and name not in {u["name"] for u in users}:
-        gid = int(group) if group.isdigit() else gids.get(group, 1000)
-        extra = {"name": name, "uid": 1000, "gid": gid, "gecos": name, "home": f"/home/{name}",
-                 "shell": "/sbin/nologin"}
-        users.append(extra)
-        if gid == 1000:
-            groups.append({"name": group or name, "gid": 1000})
+        found = next((f for f in src_users if f[0] == name), None)
+        if found is not None:
+            add_user(found)
+        else:
+            gids = {g["name"]: g["gid"] for g in groups}
+            gid = int(group) if group.isdigit() else gids.get(group, 1000)
+            extra = {"name": name, "uid": 1000, "gid": gid, "gecos": name, "home": f"/home/{name}",
+                     "shell": "/sbin/nologin"}
+            users.append(extra)
+            if gid == 1000:
+                groups.append({"name": group or name, "gid": 1000, "members": ""})
+    names = {u["name"] for u in users}
+    for g in groups:            # members as the root lists them, of the accounts kept
+        src = next((f for f in src_groups if f[0] == g["name"] and int(f[2]) == g["gid"]), None)
+        if src is not None and not g["members"]:
+            g["members"] = ",".join(m for m in src[3].split(",") if m in names)
     return {"users": users, "groups": groups, "extra": extra}
+
+
+def _account_table(root: Root, ipath: str, width: int) -> list[list[str]]:
+    """The root's passwd or group lines, split; malformed ones (wrong width, a non-numeric
+    id, a newline-free but odd name) are skipped."""
+    out = []
+    for line in (_read_text(root, ipath) or "").splitlines():
+        f = line.split(":")
+        if len(f) != width or not f[0] or f[0].startswith(("#", "+", "-")) or not f[2].isdigit():
+            continue
+        if width == 7 and not f[3].isdigit():
+            continue
+        out.append(f)
+    return out
+
+
+def _free_id(taken: set[int], start: int = 1000) -> int:
+    n = start
+    while n in taken:
+        n += 1
+    return n
 
 
 # gconv: charsets glibc's iconv loads from modules, not built in (UTF-8, UCS-2/4 and ASCII are).

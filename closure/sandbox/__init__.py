@@ -6,7 +6,8 @@ process under the tracer):
 - the root (the host's /, a --root, an unpacked image, a candidate rootfs) seen through an
   overlay whose upper layer is a tmpfs of the sandbox: the program writes anywhere it could
   in a container, and nothing reaches the root or the host;
-- /proc, a minimal /dev, tmpfs /tmp (and /run when the root is the host's), hostname;
+- /proc, a minimal /dev, hostname; a tmpfs /run on the host's root (its own /run is the
+  host daemons'), a tmpfs /tmp on any other root;
 - the User and its groups as real ids (closure runs as root: no user namespace, so a
   service can setuid to www-data and chown its files as under podman; a user namespace
   mapping all 2^32 ids would do the same but needs subordinate id ranges, and file owners

@@ -14,8 +14,8 @@ Steps, and why:
    the run. PR_SET_PDEATHSIG chains the lifetimes: tracer -> this process -> pid 1.
 4. pid 1 mounts, all private to the new mount namespace: a tmpfs holding an overlay whose
    lower layer is the root (read-only to us: the host or an unpacked image is never written)
-   and whose upper layer dies with the namespace; /proc, a minimal /dev, tmpfs /tmp (and /run
-   on the host root, whose /run is the host's); the helper dir; then pivot_root into it.
+   and whose upper layer dies with the namespace; /proc, a minimal /dev, a tmpfs /run on
+   the host root (tmpfs /tmp on any other); the helper dir; then pivot_root into it.
 5. pid 1 forks the command (pid 2): bounding capabilities cut to podman's default set,
    groups, gid, uid set, chdir WorkingDir, execve with exactly the given environment. pid 1
    reaps orphans and forwards SIGTERM & co. to the command, and exits with its status.
@@ -192,9 +192,10 @@ def make_root(spec: dict) -> None:
         mount("overlay", target, "overlay", 0,
               f"lowerdir={escape(lower)},upperdir={upper},workdir={work}",
               what=f"overlay of {lower}")
-    dirs = {"tmp": 0o1777}
-    if spec["host_root"]:
-        dirs["run"] = 0o755
+    # The host's /run holds its daemons' sockets and pid files: the service gets an empty
+    # one. Its /tmp stays visible through the overlay (a program or script may live there;
+    # writes stay private). Another root's /tmp is a fresh tmpfs, as a container's scratch.
+    dirs = {"run": 0o755} if spec["host_root"] else {"tmp": 0o1777}
     for name, mode in dirs.items():
         path = fresh_dir(new, name, mode)
         mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")

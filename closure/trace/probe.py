@@ -27,6 +27,7 @@ from ..model import Reason
 from .run import TraceResult
 from .select import traced_paths
 
+HELPER_DIR_NAME = "/.closure-probe"  # probe_sandbox.HELPER_DIR, without importing it here
 PROBE_TIMEOUT = 600.0       # seconds; a probe that hangs must not hang the build
 TAIL_LINES = 6
 PROBE_HOME = "/tmp/closure-home"    # HOME and cwd of a host-root probe, in the sandbox's /tmp
@@ -54,6 +55,8 @@ def add_probe_results(collector, probe: str) -> None:
         if "/__pycache__/" in path and not pycache:
             continue                    # bytecode only with --pycache, traced or not
         add_traced(collector, path, kind, reason)
+    add_written_parents(collector, result, reason)
+    add_ids(collector, result)
 
 
 def _run(collector, probe: str) -> tuple[TraceResult, tuple[str, ...]]:
@@ -135,3 +138,67 @@ def add_link_only(collector, path: str, reason: Reason) -> None:
         collector.add_symlink(link, target, Reason("symlink", by=path))
     link = posixpath.join(parent.path, posixpath.basename(path))
     collector.add_symlink(link, root.readlink(link), reason)
+
+
+def add_service_results(collector) -> None:
+    """`--serve`: run the service in the sandbox over the root, as its image will run it
+    (Entrypoint + Cmd, User, Env, WorkingDir), talk to it from outside, and add what its
+    own process tree touched (reason `traced`, probe "--serve ...")."""
+    from ..sandbox import home_of, lookup_user
+    from .probe_sandbox import HELPER_DIR, helper_shell
+    from .serve import serve_in
+
+    so = collector.opts.serve
+    root = collector.root
+    argv: str | tuple[str, ...] = so.command if so.command is not None else service_argv(collector)
+    user = lookup_user(root, so.user)
+    env = probe_env(collector, home=home_of(root, user.uid) or "/")
+    what = argv if isinstance(argv, str) else " ".join(argv)
+    with helper_shell() as helper:
+        served = serve_in(root.path, argv, so, env=env, cwd=so.workdir or "/", user=user, helper=helper)
+    result = served.result
+    reason = Reason("traced", probe=f"--serve {what}")
+    kept, warnings = traced_paths(result.accesses, root, scratch=(HELPER_DIR,),
+                                  include_secrets=include_secrets(collector.opts))
+    for w in served.notes + warnings:
+        collector.closure.warnings.append(f"service {what!r}: {w}" if not w.startswith("service") else w)
+    for path, kind in kept:
+        add_traced(collector, path, kind, reason)
+    add_written_parents(collector, result, reason)
+    add_ids(collector, result)
+
+
+def service_argv(collector) -> tuple[str, ...]:
+    """The image's Entrypoint + Cmd as the build will write them (default: the first target)."""
+    so = collector.opts.serve
+    entry = so.entrypoint if so.entrypoint is not None else tuple(collector.closure.targets[:1])
+    argv = tuple(entry) + tuple(so.cmd or ())
+    if not argv:
+        raise BadInput("--serve: the image has no Entrypoint or Cmd: give --serve 'CMD'")
+    return argv
+
+
+def add_written_parents(collector, result: TraceResult, reason: Reason) -> None:
+    """A file or directory the run created is not image content, but the directory it was
+    created in is (nginx's /var/lib/nginx, /var/log/nginx): kept with its owner in the root,
+    whose account then joins /etc/passwd."""
+    from .select import is_dropped, is_secret
+    root = collector.root
+    parents = sorted({posixpath.dirname(a.path) for a in result.accesses if a.ok and a.write})
+    for parent in parents:
+        if is_dropped(parent, (HELPER_DIR_NAME,)) or is_secret(parent):
+            continue
+        res = root.try_resolve(parent)
+        if res is None or not root.is_dir(res.path):
+            continue
+        st = root.lstat(res.path)
+        collector.add_path(parent, reason)
+        if (st.st_uid, st.st_gid) != (0, 0):
+            collector.add_dir(res.path, stat.S_IMODE(st.st_mode), reason, uid=st.st_uid, gid=st.st_gid)
+            collector.closure.accounts |= {("uid", st.st_uid), ("gid", st.st_gid)}
+
+
+def add_ids(collector, result: TraceResult) -> None:
+    """The ids the run switched to or gave files: their accounts join /etc/passwd and /etc/group."""
+    collector.closure.accounts |= {("uid", u) for u in result.uids if u != 0}
+    collector.closure.accounts |= {("gid", g) for g in result.gids if g != 0}

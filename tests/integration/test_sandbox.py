@@ -88,13 +88,15 @@ def test_writes_anywhere_stay_in_the_sandbox(tmp_path):
     assert not any(os.path.exists(p) for p in (f"/etc/{tag}", f"/root/{tag}", f"/var/lib/{tag}"))
 
 
-def test_tmp_and_run_are_the_sandboxs_own():
+def test_host_tmp_is_seen_but_never_written_and_run_is_the_sandboxs_own():
     tag = uuid.uuid4().hex
     Path(f"/tmp/{tag}").write_text("host")
     try:
-        r = run(sh(f"test ! -e /tmp/{tag} && ls -A /run | wc -l && touch /tmp/a /run/b"))
+        r = run(sh(f"cat /tmp/{tag} && echo changed > /tmp/{tag} && cat /tmp/{tag} && ls -A /run | wc -l "
+                   f"&& touch /run/b"))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == "0"
+        assert r.stdout.split() == ["host", "changed", "0"]
+        assert Path(f"/tmp/{tag}").read_text() == "host"
     finally:
         os.unlink(f"/tmp/{tag}")
 

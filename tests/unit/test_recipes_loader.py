@@ -143,7 +143,7 @@ def test_fast_path_is_as_strict_as_jinja(text, expr):
 TEMPLATE_CONTEXT = {
     "accounts": {"users": [{"name": "root", "uid": 0, "gid": 0, "gecos": "root", "home": "/root",
                             "shell": "/sbin/nologin"}],
-                 "groups": [{"name": "root", "gid": 0}, {"name": "nonroot", "gid": 65532}]},
+                 "groups": [{"name": "root", "gid": 0, "members": ""}, {"name": "adm", "gid": 4, "members": "syslog,www-data"}]},
     "nss_conf": {"lines": [["passwd", "files"], ["hosts", "files dns"]],
                  "formatted": ["passwd:         files", "hosts:          files dns"]},
     "pairs": [["a", 1], ["b", None]], "outer": [["x", "y"], []], "n": 0,

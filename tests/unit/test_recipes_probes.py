@@ -169,10 +169,35 @@ def test_image_users_have_no_secrets():
     alice = P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="alice")))
     assert alice["extra"] == {"name": "alice", "uid": 1000, "gid": 1000, "gecos": "alice",
                               "home": "/home/alice", "shell": "/sbin/nologin"}
-    assert {"name": "alice", "gid": 1000} in alice["groups"]
+    assert {"name": "alice", "gid": 1000, "members": ""} in alice["groups"]
     bob = P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="bob:nonroot")))
     assert bob["extra"]["gid"] == 65532 and len(bob["groups"]) == 3
     assert P.image_users(ctx("/usr/bin/date", vars=RecipeVars(user="1000:1000")))["extra"] is None
+
+
+def test_image_users_take_the_accounts_the_program_needs_from_the_root(tmp_path):
+    """Ids a trace saw (setuid, chown), owners of kept entries, --account and --user are
+    written as the root has them; an --account the root lacks is made."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+        "postgres:x:104:110:PostgreSQL administrator:/var/lib/postgresql:/bin/bash\n"
+        "app:x:1001:1001::/app:/bin/sh\nbroken:x:notanumber:1::/:/bin/sh\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\nadm:x:4:syslog,www-data\nwww-data:x:33:\n"
+                                        "postgres:x:110:\nssl-cert:x:111:postgres\napp:x:1001:\n")
+    root = Root(str(tmp_path))
+    closure = Closure(root=root.path)
+    closure.accounts |= {("uid", 33), ("gid", 4), ("account", "svc", None, None), ("account", "app", None, 50)}
+    got = P.image_users(ctx("/x", root=root, closure=closure, vars=RecipeVars(user="postgres")))
+    users = {u["name"]: u for u in got["users"]}
+    groups = {g["name"]: g for g in got["groups"]}
+    assert users["www-data"] == {"name": "www-data", "uid": 33, "gid": 33, "gecos": "www-data",
+                                 "home": "/var/www", "shell": "/usr/sbin/nologin"}
+    assert users["postgres"]["uid"] == 104 and groups["postgres"]["gid"] == 110   # --user, as the root has it
+    assert users["app"]["gid"] == 50                                             # --account app::50
+    assert users["svc"]["uid"] == 1000 and groups["svc"]["gid"] == 1000          # made: the root lacks it
+    assert groups["adm"] == {"name": "adm", "gid": 4, "members": "www-data"}     # members kept only if kept
+    assert "broken" not in users and got["extra"] is None
 
 
 def test_gconv_modules_resolve_aliases_through_the_config():
