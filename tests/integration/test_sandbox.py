@@ -90,13 +90,13 @@ def test_writes_anywhere_stay_in_the_sandbox(tmp_path):
 
 def test_host_tmp_is_seen_but_never_written_and_run_is_the_sandboxs_own():
     tag = uuid.uuid4().hex
-    Path(f"/tmp/{tag}").write_text("host")
+    Path(f"/tmp/{tag}").write_text("host\n")
     try:
         r = run(sh(f"cat /tmp/{tag} && echo changed > /tmp/{tag} && cat /tmp/{tag} && ls -A /run | wc -l "
                    f"&& touch /run/b"))
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == ["host", "changed", "0"]
-        assert Path(f"/tmp/{tag}").read_text() == "host"
+        assert Path(f"/tmp/{tag}").read_text() == "host\n"
     finally:
         os.unlink(f"/tmp/{tag}")
 
