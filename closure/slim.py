@@ -53,6 +53,7 @@ class SlimOptions:
     probes: tuple[str, ...] = ()
     probe_network: bool = False
     probe_timeout: float | None = 300.0
+    serve: object | None = None               # closure.trace.serve.ServeOptions (--serve)
     includes: tuple[tuple[str, str], ...] = ()
     excludes: tuple[str, ...] = ()
     keep_devices: bool = False
@@ -132,8 +133,17 @@ def slim(image_path: str, out_path: str, opts: SlimOptions = SlimOptions(),
                     opts.probe_timeout, include_secrets=tuple(src for src, _ in opts.includes))
                 probes.append(run)
                 traced.append((probe, paths))
+            services = []
+            if opts.serve is not None:
+                step("service: " + (opts.serve.command or " ".join(
+                    (config.get("Entrypoint") or []) + (config.get("Cmd") or []))))
+                run, paths, result = run_service_in_image(root, config, env, opts)
+                probes.append(run)
+                traced.append((run.command, paths))
+                services.append(result)
             step("analysing " + " ".join(programs))
-            closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners)
+            closure = analyse(root, programs, files, traced, opts, env, config, owners=stats.owners,
+                              services=services)
             closure.warnings[:0] = notes + [w for p in probes for w in p.warnings]
             check_limits(closure, opts.max_size, opts.max_files)
             step("checking that every program links")
@@ -255,15 +265,45 @@ def run_probe_in_image(root: Root, probe: str, env: dict[str, str], cwd: str, ne
                     tuple(f"probe {probe!r}: {w}" for w in warnings)), paths
 
 
+def run_service_in_image(root: Root, config: dict, env: dict[str, str], opts: SlimOptions):
+    """`--serve`: the image's Entrypoint+Cmd (or --serve-cmd) as a service in the sandbox over
+    the unpacked root, with its User, Env, WorkingDir; (ProbeRun, image paths, the trace)."""
+    from .sandbox import home_of, lookup_user
+    from .trace.probe_sandbox import HELPER_DIR, helper_shell
+    from .trace.select import traced_paths
+    from .trace.serve import exposed_ports, serve_in
+
+    so = opts.serve
+    if not so.exposed:
+        so = dataclasses.replace(so, exposed=exposed_ports(config))
+    argv = so.command if so.command is not None else tuple(
+        (config.get("Entrypoint") or []) + (config.get("Cmd") or []))
+    if not argv:
+        raise BadInput("--serve: the image has no Entrypoint or Cmd: give --serve-cmd 'CMD'")
+    user = lookup_user(root, config.get("User"))
+    run_env = dict(env)
+    run_env.setdefault("PATH", DEFAULT_PATH)
+    run_env.setdefault("HOME", home_of(root, user.uid) or "/")
+    cwd = config.get("WorkingDir") or "/"
+    with helper_shell() as helper:
+        served = serve_in(root.path, argv, so, env=run_env, cwd=cwd, user=user, helper=helper)
+    what = argv if isinstance(argv, str) else shlex.join(argv)
+    paths, warnings = traced_paths(served.result.accesses, root, scratch=(HELPER_DIR,) + PROBE_SCRATCH,
+                                   include_secrets=tuple(src for src, _ in opts.includes))
+    notes = tuple(served.notes) + tuple(f"service {what!r}: {w}" for w in warnings)
+    return ProbeRun(f"--serve {what}", served.result.duration, len(paths), notes), paths, served.result
+
+
 # -- the analysis ------------------------------------------------------------------------------
 
 def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
             traced: Sequence[tuple[str, Sequence[tuple[str, str]]]], opts: SlimOptions,
-            env: dict[str, str], config: dict, owners: dict | None = None) -> Closure:
+            env: dict[str, str], config: dict, owners: dict | None = None,
+            services: Sequence = ()) -> Closure:
     """collect()'s fixed point, seeded with the image's command and the probes' paths.
     (collect() runs its probes itself, in /tmp with the build's PATH; a slim probe needs the
     image's Env and WorkingDir, so it ran before, and its paths come in here.)"""
-    from .trace.probe import add_traced
+    from .trace.probe import add_ids, add_traced, add_written_parents
 
     copts = Options(root=root, dlopen_scan=opts.dlopen_scan, recipes=opts.recipes,
                     recipe_dirs=opts.recipe_dirs, recipe_vars=opts.recipe_vars,
@@ -280,10 +320,13 @@ def analyse(root: Root, programs: Sequence[str], files: Sequence[str],
     for probe, paths in traced:
         for path, kind in paths:
             add_traced(c, path, kind, Reason("traced", probe=probe))
+    for result in services:         # what a service created files in, and the ids it used
+        reason = Reason("traced", probe="--serve")
+        add_written_parents(c, result, reason)
+        add_ids(c, result)
     c.add_includes()
     c.run()
-    if config.get("User"):
-        _keep_accounts(c, config["User"])
+    _keep_accounts(c, config.get("User") or "root")
     c.finish()
     if owners:
         _copy_owners(c, owners)
@@ -310,8 +353,8 @@ def _copy_owners(c: Collector, owners: dict) -> None:
 
 
 def _keep_accounts(c: Collector, user: str) -> None:
-    """The config's User is looked up in the image's own /etc/passwd and /etc/group: keep
-    those files instead of the generated ones."""
+    """The image's own /etc/passwd and /etc/group are kept instead of the generated ones,
+    whatever its User (its services look their accounts up there); never shadow files."""
     for ipath in ("/etc/passwd", "/etc/group"):
         if not c.root.is_file(ipath):
             continue

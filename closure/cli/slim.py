@@ -9,6 +9,7 @@ import typer
 
 from . import options as o
 from . import recipe_options as ro
+from . import serve_options as so
 from . import registry_options as rego
 from .progress import Progress
 
@@ -23,6 +24,8 @@ Examples:
   closure slim img.tar --ref web:1.2 -o web.tar --probe 'curl -sf https://localhost' --probe-network
 
   closure slim img.tar -o out.tar --include /usr/share/zoneinfo --report report.json
+
+  closure slim nginx.tar -o slim.tar --serve --http 'GET / 200'   # run it as a service, ask it
 
 IMAGE is an OCI layout dir, an OCI archive, a docker-archive (several images inside: choose
 with --ref NAME:TAG, or write IMAGE:NAME:TAG) or a docker-dir. Its layers are unpacked into
@@ -54,6 +57,14 @@ def register(app: typer.Typer) -> None:
         probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="Run CMD inside the image (bubblewrap + strace) and keep what it touched (repeatable)."),
         probe_network: bool = typer.Option(False, "--probe-network", help="Let probes use the host's network (e.g. servers on 127.0.0.1)."),
         probe_timeout: float = typer.Option(300.0, "--probe-timeout", min=0.1, help="Fail a probe after S seconds."),
+        serve: bool = so.ServeOpt,
+        serve_cmd: Optional[str] = so.ServeCmdOpt,
+        ready: Optional[str] = so.ReadyOpt,
+        ready_timeout: Optional[float] = so.ReadyTimeoutOpt,
+        http: Optional[List[str]] = so.HttpOpt,
+        http_crawl: Optional[int] = so.HttpCrawlOpt,
+        client: Optional[List[str]] = so.ClientOpt,
+        serve_host_network: bool = so.ServeNetworkOpt,
         ref: Optional[str] = typer.Option(None, "--ref", metavar="NAME:TAG", help="Which image of a multi-image file (a tag alone is enough when unique)."),
         target: Optional[List[str]] = typer.Option(None, "--target", metavar="PROG", help="Another program in the image to keep with its dependencies (repeatable)."),
         include: Optional[List[str]] = typer.Option(None, "--include", metavar="PATH[:DEST]", help="Keep this file or tree of the image (repeatable)."),
@@ -101,7 +112,11 @@ def register(app: typer.Typer) -> None:
         total = parse_size(max_unpacked, "--max-unpacked")
         if total <= 0:
             raise BadInput("--max-unpacked must be more than 0")
+        service = so.serve_options(dict(serve=serve, serve_cmd=serve_cmd, ready=ready,
+                                        ready_timeout=ready_timeout, http=http, http_crawl=http_crawl,
+                                        client=client, serve_host_network=serve_host_network))
         opts = SlimOptions(
+            serve=service,
             ref=ref, targets=tuple(target or ()), probes=tuple(probe or ()),
             probe_network=probe_network, probe_timeout=probe_timeout,
             includes=tuple(_split_include(i) for i in include or ()),
