@@ -31,11 +31,11 @@ body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24p
 h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#555;overflow-wrap:anywhere}.meta b{color:#1d1d1f}.note{color:#555;font-size:13px;margin:4px 0 8px}
 table{border-collapse:collapse;width:100%}th,td{padding:3px 8px;text-align:left;border-bottom:1px solid #e4e4e7;vertical-align:top}
-th{background:#f4f4f5;cursor:pointer;user-select:none;position:sticky;top:0}td.n,th.n{text-align:right;white-space:nowrap}
+th{background:#f4f4f5;cursor:pointer;user-select:none;position:sticky;top:0}td.n,th.n{text-align:right}td.n{white-space:nowrap}
 th[data-dir=d]::after{content:" \\25BC";font-size:10px}th[data-dir=a]::after{content:" \\25B2";font-size:10px}
 table.fixed{table-layout:fixed}table.fixed td{overflow-wrap:anywhere}td{overflow-wrap:break-word}
 td.p,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
-td.w,td.c{color:#444;font-size:12.5px}tr.hit td{background:#fff3bf}
+td.w,td.c,span.t{color:#444;font-size:12.5px}tr.hit td{background:#fff3bf}
 ol.chain{margin:0;padding-left:18px}ol.chain li{margin:0}ol.chain code{font-size:12px}
 .tmw{overflow-x:auto;border:1px solid #d4d4d8}
 svg.tm{display:block;width:100%;min-width:900px;height:auto;background:#fafafa}
@@ -46,7 +46,8 @@ ul.legend{list-style:none;padding:0;margin:6px 0 0;display:flex;flex-wrap:wrap;g
 ul.legend i{display:inline-block;width:12px;height:12px;border:1px solid #888;vertical-align:-2px;margin-right:5px}
 ul.legend span{color:#666}
 .bar{display:inline-block;width:90px;height:9px;background:#eee;vertical-align:middle;margin-left:6px}
-.bar i,.bar b{display:inline-block;height:9px;vertical-align:top}.bar i{background:#6aa3d8}.bar b{background:#e77c7c}
+.bar i,.bar b,.key i,.key b{display:inline-block;height:9px;vertical-align:top}.bar i,.key i{background:#6aa3d8}
+.bar b,.key b{background:#e77c7c}.key{white-space:nowrap}.key i,.key b{width:12px;vertical-align:-1px;margin:0 4px 0 8px}
 #q{width:340px;max-width:100%;box-sizing:border-box;padding:4px 8px;margin:0 0 8px;font:inherit}
 @media (max-width:760px){
  body{margin:12px}
@@ -213,9 +214,9 @@ def _layers(views: list[LayerView], eff: Efficiency) -> list[str]:
            f'<p class="note">efficiency <b>{eff.ratio:.1%}</b>: {human_size(eff.final_bytes)} in the final '
            f"filesystem of {human_size(eff.layer_bytes)} carried by all layers; <b>{human_size(eff.wasted_bytes)}</b> "
            "wasted (files a later layer replaced or removed: they are still pulled and stored). "
-           '<span class="bar"><i></i><b></b></span> = still visible / hidden later.</p>',
+           '<span class="key"><i></i>still visible</span><span class="key"><b></b>hidden later</span></p>',
            '<table class="fixed cards" id="layer-table"><colgroup><col style="width:3.5em"><col style="width:18%">'
-           '<col style="width:7em"><col style="width:15em"><col style="width:7em"><col style="width:6em"><col></colgroup>'
+           '<col style="width:8em"><col style="width:12.5em"><col style="width:7em"><col style="width:6.5em"><col></colgroup>'
            '<thead><tr><th class="n">layer</th><th>created by</th><th class="n">compressed</th>'
            '<th class="n">adds</th><th class="n">hidden later</th><th class="n">whiteouts</th>'
            "<th>its biggest files still visible</th></tr></thead><tbody>"]
@@ -224,10 +225,10 @@ def _layers(views: list[LayerView], eff: Efficiency) -> list[str]:
         bar = (f'<span class="bar"><i style="width:{90 * v.visible_bytes / n:.0f}px"></i>'
                f'<b style="width:{90 * min(v.hidden_bytes, n) / n:.0f}px"></b></span>') if v.added_bytes else ""
         files = "<br>".join(f"<code>{_path(p)}</code> {human_size(s)}" for p, s in v.biggest) or "—"
-        out.append(f'<tr data-layer="{v.index}"><td class="n">{v.index}</td>'
+        out.append(f'<tr data-layer="{v.index}"><td class="n" data-l="layer">{v.index}</td>'
                    f'<td data-l="created by">{escape(v.created_by or "—")}</td>'
                    f'<td class="n" data-l="compressed">{human_size(v.compressed or 0)}</td>'
-                   f'<td class="n" data-l="adds">{v.added_files} files, {human_size(v.added_bytes)}{bar}</td>'
+                   f'<td class="n" data-l="adds">{v.added_files} file{"" if v.added_files == 1 else "s"}, {human_size(v.added_bytes)}<br>{bar}</td>'
                    f'<td class="n" data-l="hidden later">{human_size(v.hidden_bytes)}</td>'
                    f'<td class="n" data-l="whiteouts">{v.whiteouts}</td><td class="p">{files}</td></tr>')
     out.append("</tbody></table>")
@@ -292,10 +293,12 @@ def render(inv: Inventory, grouping: Grouping) -> str:
 
     file_rows = []
     for i in sorted(items, key=lambda i: (-i.size, i.type != "file", i.path)):
-        size = human_size(i.size) if i.type == "file" else ("→ " + (i.target or "") if i.type == "symlink" else i.type)
+        size = human_size(i.size) if i.type == "file" else "—"
+        # A link's target goes under its path: long targets wrap there, not over the sizes.
+        target = f'<br><span class="t">→ {_path(i.target or "")}</span>' if i.type == "symlink" else ""
         pkg = ", ".join(owner_of.get(i.path, ())) or unowned.get(i.path, "")
         file_rows.append(
-            f'<tr data-path="{escape(i.path)}"><td class="p">{_path(i.path)}</td>'
+            f'<tr data-path="{escape(i.path)}"><td class="p">{_path(i.path)}{target}</td>'
             f'<td class="n" data-v="{i.size}" data-l="size">{escape(size)}</td><td data-l="type">{i.type}</td>'
             f'<td data-l="package">{escape(pkg)}</td><td class="w">{escape(_why(i, inv))}</td></tr>')
 

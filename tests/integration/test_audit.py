@@ -435,16 +435,18 @@ def test_report_renders_in_chromium_and_lists_every_file(images, tmp_path):
 
 
 # Measured in the page by the browser, written into the title (read back with --dump-dom):
-# the Files table's path column, the viewport, the page's scroll width, and the treemap
-# labels that overrun their box with the fonts Chromium really has.
+# the Files table's path column, the viewport, the page's scroll width, table cells whose
+# content spills out, and the treemap labels that overrun their box with the fonts
+# Chromium really has.
 PROBE = """<script>addEventListener('load',function(){
   var over=0,n=0;document.querySelectorAll('svg.tm text.f').forEach(function(t){
     if(t.hasAttribute('transform'))return;var r=t.previousElementSibling;
     while(r&&r.tagName!=='rect')r=r.previousElementSibling;var a=t.getBBox(),b=r.getBBox();n++;
     if(a.x+a.width>b.x+b.width+1||a.y+a.height>b.y+b.height+1)over++;});
-  var td=document.querySelector('#files td.p');
+  var td=document.querySelector('#files td.p'),spill=[].filter.call(document.querySelectorAll('td,th'),
+    function(c){return c.scrollWidth>c.clientWidth+1;}).length;
   document.title='probe:'+JSON.stringify({path:td.getBoundingClientRect().width,vw:innerWidth,
-    sw:document.documentElement.scrollWidth,labels:n,over:over});});</script>"""
+    sw:document.documentElement.scrollWidth,spill:spill,labels:n,over:over});});</script>"""
 
 
 def test_report_of_the_curl_image_answers_why_it_is_big_wide_and_narrow(tmp_path):
@@ -483,7 +485,7 @@ def test_report_of_the_curl_image_answers_why_it_is_big_wide_and_narrow(tmp_path
         assert m, p.stdout[-500:]
         got = json.loads(html.unescape(m.group(1)))
         # Chromium's headless window is at least 500 px wide: "420" lays out at 500.
-        assert got["sw"] <= got["vw"], got                       # no sideways scrolling of the page
+        assert got["sw"] <= got["vw"] and got["spill"] == 0, got   # no sideways scrolling, no text over a cell's edge
         assert got["path"] >= (300 if width > 1000 else 0.8 * got["vw"]), got
         assert got["labels"] > 20 and got["over"] == 0, got
 
