@@ -48,13 +48,18 @@ def load_spec(path: str) -> dict:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not valid TOML: not UTF-8 text") from None
-    base = os.path.dirname(os.path.abspath(path))
+    return values(doc, path, os.path.dirname(os.path.abspath(path)))
+
+
+def values(doc: dict, where: str, base: str) -> dict:
+    """Option values from a spec's table (or closure.build()'s keywords), typed and checked
+    as the spec's keys are: {option_name_with_underscores: value}; relative paths from base."""
     out = {}
     for key, value in doc.items():
         kind = KEYS.get(key.replace("_", "-"))
         if kind is None:
-            raise BadInput(f"{path}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})")
-        out[key.replace("-", "_")] = _convert(path, key, kind, value, base)
+            raise BadInput(f"{where}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})")
+        out[key.replace("-", "_")] = _convert(where, key, kind, value, base)
     return out
 
 

@@ -178,10 +178,44 @@ def run_build(v: dict, *, as_json: bool = False, registry=None) -> None:
         raise BadInput("no output: give -o OUT (or 'output' in the spec)")
     dest = Destination(out, registry or RegistryOptions())
     with dest:
-        _build(v, dest, as_json, targets, app_dirs)
+        closure, result, verified, pushed = _build(v, dest, targets, app_dirs, progress=not as_json,
+                                                   warn=lambda w: typer.echo(f"closure: {w}", err=True))
+    if as_json:
+        doc = result.to_json()
+        doc["warnings"] = list(closure.warnings)
+        if verified is not None:
+            doc["verify"] = {"runtime": verified.runtime, "emulator": verified.emulator,
+                             "returncode": verified.returncode}
+        if pushed is not None:
+            doc["path"] = out
+            doc["pushed"] = pushed.to_json()
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        typer.echo(summary(result, out, pushed))
+        if verified is not None:
+            typer.echo(f"  verified   {v['verify']} (in {verified.how})")
 
 
-def _build(v: dict, dest, as_json: bool, targets: list[str], app_dirs: tuple) -> None:
+def build_values(v: dict):
+    """What `closure build` does with these values (option names as keys), printing
+    nothing: the BuildResult. closure.api.build is this."""
+    from ..errors import BadInput
+    from ..registry.transport import Destination, RegistryOptions
+    targets = list(v.get("targets") or ())
+    app_dirs = tuple(_split_app_dir(a) for a in v.get("app_dir") or ())
+    if not targets and app_dirs:
+        targets = [app_dirs[0][0]]
+    if not targets or not v.get("output"):
+        raise BadInput("nothing to build: give targets and an output")
+    with Destination(v["output"], RegistryOptions()) as dest:
+        closure, result, _verified, _pushed = _build(v, dest, targets, app_dirs, progress=False,
+                                                     warn=lambda w: None)   # closure.warnings has them
+    return closure, result
+
+
+def _build(v: dict, dest, targets: list[str], app_dirs: tuple, progress: bool, warn):
+    """The build itself; warn(line) hears each warning ('warning: ...', or 'error: ...' for
+    a link problem that --strict fails on) as it happens."""
     from ..collect import Options, collect
     from ..image import ImageOptions, check_request, write_image
     from ..gate import check_limits
@@ -227,18 +261,18 @@ def _build(v: dict, dest, as_json: bool, targets: list[str], app_dirs: tuple) ->
         env=env_pairs, serve=serve, accounts=so.parse_accounts(v.get("account")))
     probes = len(collect_opts.probes)
     verified = None
-    with Progress(enabled=not as_json) as progress:
+    with Progress(enabled=progress) as progress:
         progress.step(f"analysing {' '.join(targets)}"
                       + (f", running {probes} probe{'s' if probes != 1 else ''}" if probes else ""))
         closure = collect(targets, collect_opts)
         for w in closure.warnings:
-            typer.echo(f"closure: warning: {w}", err=True)
+            warn(f"warning: {w}")
         if closure.foreign_root and v.get("strict"):
             from ..errors import JobFailed
             raise JobFailed(f"a target lies inside {closure.foreign_root}: build with --root {closure.foreign_root} (--strict)")
         check_limits(closure, max_size, v.get("max_files"))
         progress.step("checking that every program links")
-        check_links(closure, root, collect_opts.library_path, bool(v.get("strict")))
+        check_links(closure, root, collect_opts.library_path, bool(v.get("strict")), warn)
         progress.step(f"writing {out}")
         result = write_image(closure, root, dest.path, image_opts, progress=progress.bytes)
         if verify_argv:
@@ -248,30 +282,19 @@ def _build(v: dict, dest, as_json: bool, targets: list[str], app_dirs: tuple) ->
         if dest.pushes:
             progress.step(f"pushing {out}")
         pushed = dest.publish()
-    if as_json:
-        doc = result.to_json()
-        doc["warnings"] = list(closure.warnings)
-        if verified is not None:
-            doc["verify"] = {"runtime": verified.runtime, "emulator": verified.emulator,
-                             "returncode": verified.returncode}
-        if pushed is not None:
-            doc["path"] = out
-            doc["pushed"] = pushed.to_json()
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        typer.echo(summary(result, out, pushed))
-        if verified is not None:
-            typer.echo(f"  verified   {v['verify']} (in {verified.how})")
+    return closure, result, verified, pushed
 
 
-def check_links(closure, root, library_path=(), strict: bool = False) -> None:
-    """`closure check` on what is about to be written: each problem a warning, or with
-    --strict the job fails before anything is written."""
+def check_links(closure, root, library_path=(), strict: bool = False, warn=None) -> None:
+    """`closure check` on what is about to be written: each problem a warning (kept in
+    closure.warnings too), or with --strict the job fails before anything is written."""
     from ..check import check_closure
     from ..errors import JobFailed
     report = check_closure(closure, root, library_path)
     for line in report.lines():
-        typer.echo(f"closure: {'error' if strict else 'warning'}: {line}", err=True)
+        closure.warnings.append(line)
+        if warn is not None:
+            warn(f"{'error' if strict else 'warning'}: {line}")
     if strict and not report.ok:
         raise JobFailed(f"{len(report.problems)} link problems in the image (--strict)")
 
