@@ -130,6 +130,12 @@ class Collector:
         copied file at the same path, keeping its reasons."""
         ipath = normpath(ipath)
         have = self.closure.entries.get(ipath)
+        if have is not None and any(r.kind == "include" for r in have.reasons):
+            # the user's --include wins over a generated file, and is told so once
+            note = f"{ipath}: kept as --include gives it, not the file recipe {reason.recipe or '?'} makes"
+            if note not in self.closure.warnings:
+                self.closure.warnings.append(note)
+            return
         if have is not None and have.content == content and have.mode == mode:
             if have.add_reason(reason):
                 self.changes += 1

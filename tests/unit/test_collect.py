@@ -194,3 +194,14 @@ def test_a_program_inside_another_root_analysed_on_the_host_is_warned_about(tmp_
     p = subprocess.run(cli + ["build", str(sysroot / "usr/bin/true"), "--strict", "-o", str(out)],
                        capture_output=True, text=True)
     assert p.returncode == 1 and f"--root {sysroot}" in p.stderr and not out.exists()
+
+
+def test_an_include_on_a_generated_file_wins_with_a_warning(tmp_path):
+    """--include my-passwd:/etc/passwd is never silently replaced by the glibc recipe's file."""
+    from closure.collect import Options, collect
+    mine = tmp_path / "passwd"
+    mine.write_text("root:x:0:0::/root:/bin/sh\nme:x:7:7::/:/bin/sh\n")
+    c = collect(["/bin/true"], Options(includes=((str(mine), "/etc/passwd"),)))
+    e = c.entries["/etc/passwd"]
+    assert e.content is None and e.source == str(mine)
+    assert [w for w in c.warnings if w.startswith("/etc/passwd: kept as --include gives it")]
