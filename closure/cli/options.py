@@ -12,6 +12,9 @@ LibraryPathOpt = typer.Option(None, "--library-path", help="Extra library dirs, 
 NoDlopenScanOpt = typer.Option(False, "--no-dlopen-scan", help="Do not add libraries named in strings of objects that import dlopen.")
 NoRecipesOpt = typer.Option(False, "--no-recipes", help="Only the ELF closure: no runtime files from recipes.")
 RecipesDirOpt = typer.Option(None, "--recipes", help="A directory of extra recipes (override built-ins by name; repeatable).")
+# CI gates (gate.check_limits), on build and slim.
+MaxSizeOpt = typer.Option(None, "--max-size", metavar="SIZE", help="Fail (exit 1, nothing written) when the image's files would take more than SIZE (100M, 50MB).")
+MaxFilesOpt = typer.Option(None, "--max-files", min=0, metavar="N", help="Fail (exit 1, nothing written) when the image would hold more than N files.")
 
 
 def split_library_path(values: Optional[list[str]]) -> tuple[str, ...]:
