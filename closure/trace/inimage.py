@@ -1,7 +1,7 @@
 """Probes in the candidate image (`closure build --probe CMD --probe-in-image`).
 
-Each round writes the closure so far as a rootfs, runs the probe inside it with
-bubblewrap (probe_sandbox: read-only root, tmpfs /tmp, fresh /proc and /dev, no network
+Each round writes the closure so far as a rootfs, runs the probe inside it in the sandbox
+(probe_sandbox: a private writable overlay, tmpfs /tmp, fresh /proc and /dev, no network
 unless asked) under the host's strace with failed calls recorded, and reads the failures:
 a path the probe failed to open, exec or stat (ENOENT) that exists in the source root is
 what the image lacks, so it joins the closure (reason `traced`). A failed exec of a
@@ -9,8 +9,10 @@ program that is there means its `#!` interpreter or ELF loader is not, so it goe
 through add_target. Rounds repeat until the probe passes and nothing new is missing,
 at most Options.probe_rounds; the probe must pass at the end or the build fails.
 
-What this cannot see: a program that lists a directory and copes with fewer entries, or
-one that falls back silently on a non-ENOENT error.
+A round whose run fails in the image also traces the same run in the full source root (the
+hybrid: trace in the fat root, verify in the slim one) and adds what it touched, once: an
+interpreter that lists directories to import, or falls back silently on a non-ENOENT
+error, converges in two or three rounds instead of one ENOENT per round.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageR
     reason = Reason("traced", probe=probe)
     with helper_shell() as helper, tempfile.TemporaryDirectory(prefix="closure-inimage-") as work:
         result = None
+        hybrid_done = False
         for n in range(1, rounds + 1):
             report.rounds = n
             collector.walk_pending()
@@ -76,6 +79,14 @@ def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageR
                 add_traced(collector, path, kind, reason)
                 if collector.changes != mark:
                     added.append(path)
+            if not result.ok and not hybrid_done:
+                # A failed run in the slim root: trace the same run in the full source
+                # root and take what it touched (imports that list directories, fallbacks
+                # that never say ENOENT), instead of waiting for one ENOENT per round.
+                hybrid_done = True
+                for path in source_run(collector, probe, helper, reason):
+                    if path not in added:
+                        added.append(path)
             collector.walk_pending()
             report.added.append(added)
             shutil.rmtree(rootfs, ignore_errors=True)
@@ -96,6 +107,24 @@ def probe_in_image(collector, probe: str, rounds: int | None = None) -> InImageR
             f"re-checked with them (raise probe-rounds)")
     collector.closure.warnings.append(report.summary())
     return report
+
+
+def source_run(collector, probe: str, helper: str, reason: Reason) -> list[str]:
+    """Trace probe in the sandbox over the source root; add what it touched; return the
+    paths that were new to the closure."""
+    from .select import traced_paths
+    opts = collector.opts
+    result = trace_in_tree(collector.root.path, probe, helper, env=probe_env(collector, home="/"),
+                           network=opts.probe_network, timeout=PROBE_TIMEOUT)
+    kept, _warnings = traced_paths(result.accesses, collector.root, scratch=(HELPER_DIR,),
+                                   include_secrets=include_secrets(opts))
+    new = []
+    for path, kind in kept:
+        mark = collector.changes
+        add_traced(collector, path, kind, reason)
+        if collector.changes != mark:
+            new.append(path)
+    return new
 
 
 def lacking(result: TraceResult, source: Root, candidate: Root,
