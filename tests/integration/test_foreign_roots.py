@@ -359,3 +359,47 @@ def test_trixie_cache_and_hwcaps_read_as_its_glibc_does(trixie_root):
     plat = loader.platform(loader.elf(Root(str(trixie_root)).resolve("/usr/bin/bash").path))
     assert plat.hwcaps == tuple(searched)
     assert plat.subdirs == tuple(f"glibc-hwcaps/{h}" for h in searched)
+
+
+def test_trixie_glibc_hwcaps_cache_entries_in_its_loaders_order(trixie_root, tmp_path):
+    """A small root of trixie's loader, libc, static ldconfig and one program: a copy of
+    the program's library in every glibc-hwcaps level this CPU has, the cache written by
+    trixie's ldconfig (its glibc-hwcaps extension) in a chroot, and closure's pick equals
+    trixie's ld.so's each time the best level is removed and the cache rewritten."""
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    src = Root(str(trixie_root))
+    loader = Loader(src)
+    loads = [loader.load(p) for p in elf_programs(trixie_root)]
+    loads = [r for r in loads if r.interp and not any(e.path is None for e in r.edges)
+             and any(o.rule not in ("target", "interp") and "libc.so.6" not in o.names for o in r.objects)]
+    result = min(loads, key=lambda r: (len(r.objects), r.main.real))
+    lib = next(o for o in result.objects if o.rule not in ("target", "interp") and "libc.so.6" not in o.names)
+    root = tmp_path / "root"
+    for spelled in ["/lib64/ld-linux-x86-64.so.2", "/sbin/ldconfig"] + [o.spelled for o in result.objects]:
+        copy_into(src, root, spelled)
+    (root / "etc").mkdir(exist_ok=True)
+    plat = Loader(Root(str(root))).platform(lib.info)
+    if not plat.hwcaps:
+        pytest.skip("this CPU has no glibc-hwcaps level above the baseline")
+    name = next(iter(lib.names))
+    libdir = root / "usr/lib/x86_64-linux-gnu"
+    for level in plat.hwcaps:
+        (libdir / "glibc-hwcaps" / level).mkdir(parents=True)
+        shutil.copy(src.host(lib.real), libdir / "glibc-hwcaps" / level / name)
+    picks = []
+    for level in list(plat.hwcaps) + [None]:
+        assert chroot(root, "/sbin/ldconfig").returncode == 0
+        entries = parse_cache((root / "etc/ld.so.cache").read_bytes())
+        assert {e.hwcap_subdir for e in entries if e.name == name} == set(plat.hwcaps[len(picks):]) | {None}
+        p = chroot(root, "/lib64/ld-linux-x86-64.so.2", "--list", result.main.real)
+        want, _ = parse_list(root, p.stdout)
+        r = Loader(Root(str(root))).load(result.main.real)
+        assert {o.real for o in r.objects[1:]} == want, f"after removing {picks}"
+        edge = next(e for e in r.edges if e.name == name)
+        assert edge.rule == "ld.so.cache"
+        picks.append(edge.path)
+        if level is not None:
+            assert edge.path == f"/usr/lib/x86_64-linux-gnu/glibc-hwcaps/{level}/{name}"
+            shutil.rmtree(libdir / "glibc-hwcaps" / level)
+    assert len(set(picks)) == len(plat.hwcaps) + 1
