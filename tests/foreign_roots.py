@@ -1,7 +1,8 @@
 """Debian roots of another architecture and of a newer release, made with `debootstrap
 --foreign` (download and unpack only: nothing of the root is run on the host, as it could
-not be for arm64) and then every downloaded .deb unpacked for a complete tree. Built at
-most once a day on a machine, under ~/.cache/closure-tests/foreign, shared by the tests."""
+not be for arm64), then the .debs it left to its second stage unpacked for a complete tree.
+Built at most once a day on a machine, under ~/.cache/closure-tests/foreign, shared by the
+tests; a machine without debootstrap, root, or a mirror serving the suite skips them."""
 from __future__ import annotations
 
 import datetime
@@ -62,7 +63,7 @@ def build_root(dest: Path, suite: str, arch: str, include: str) -> None:
     if p.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         pytest.skip(f"debootstrap --foreign {suite}/{arch} failed (mirror unreachable, or no "
-                    f"{suite} there?): {(p.stdout + p.stderr).strip().splitlines()[-1:]}")
+                    f"{suite} there?): {((p.stdout + p.stderr).strip().splitlines() or [''])[-1]}")
     _unpack_debs(work)
     _ca_bundle(work)
     if arch == "amd64":   # runs here: let the root's own ldconfig write its ld.so.cache
