@@ -20,7 +20,7 @@ from closure.collect import Options, collect
 from closure.elf.ldcache import LdCache, parse_cache
 from closure.elf.ldso import Loader
 from closure.errors import NotElf
-from closure.image.config import host_platform
+from closure.image.config import elf_platform, host_platform
 from closure.image.validate import validate
 from closure.qemu import binfmt_handler
 from closure.root import Root
@@ -227,6 +227,27 @@ def test_arm64_ld_so_cache_entries_and_flags(arm64_root, tmp_path):
     assert LdCache(Root(str(arm64_root))).conf_dirs()[:3] == (
         "/usr/local/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"), \
         "the --foreign root has no cache: its ld.so.conf and includes"
+
+
+def test_arm64_curl_analysis_is_all_arm64_and_all_from_the_root(arm64_root):
+    """`closure analyze --root` of curl: every file comes from the root, and every ELF
+    object among them is aarch64 (nothing of the amd64 host slipped in)."""
+    p = closure("analyze", "/usr/bin/curl", "--root", arm64_root, "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    r, elf = Root(str(arm64_root)), 0
+    for e in doc["entries"]:
+        if e["type"] != "file" or "content" in e:
+            continue
+        host = os.path.realpath(r.host(r.resolve(e.get("source", e["path"])).path))
+        assert host.startswith(str(arm64_root) + "/"), e
+        with open(host, "rb") as f:
+            head = f.read(20)
+        if head[:4] == b"\x7fELF":
+            elf += 1
+            assert elf_platform(head).architecture == "arm64", e["path"]
+    assert not doc["missing"] and elf > 30
+    MEASURED.append(f"arm64 curl analysis: {elf} ELF objects, all aarch64, all from the root")
 
 
 def test_arm64_curl_image_runs_under_qemu(arm64_root, tmp_path):
