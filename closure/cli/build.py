@@ -42,6 +42,8 @@ Examples:
 
   closure build /usr/bin/curl -o docker://registry.example.com/tools/curl:8   # build + push
 
+  closure build curl git jq --each -o 'docker://registry.example.com/tools/{name}:1'   # a family sharing layers
+
 The output format follows -o: a directory, a name with no extension or '.oci' gives an OCI
 layout; '*.tar' gives one archive that podman/skopeo read as OCI and docker as docker-archive.
 Transports as skopeo names them: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,
@@ -66,6 +68,8 @@ def register(app: typer.Typer) -> None:
         format: Optional[str] = typer.Option(None, "--format", help="oci | oci-archive | rootfs | rootfs-tar (default: from -o)."),
         tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name (default: the first target's name, tag latest)."),
         compression: Optional[str] = typer.Option(None, "--compression", help="gzip (default) | zstd | none."),
+        each: bool = typer.Option(False, "--each", help="One image per TARGET, -o naming each with {name}; they share layers (--layers auto)."),
+        layers: Optional[str] = typer.Option(None, "--layers", metavar="one|auto|N", help="one layer (default), or files grouped by the package that owns them: auto (up to 10 layers) or N layers; images of one root then share layers."),
         level: Optional[int] = typer.Option(None, "--level", help="Compression level (gzip 0-9, default 1; zstd -7..22, default 3)."),
         entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Entrypoint, shell-style ('' for none; default: the first target)."),
         cmd: Optional[str] = typer.Option(None, "--cmd", help="Cmd: default arguments, shell-style."),
@@ -176,6 +180,8 @@ def run_build(v: dict, *, as_json: bool = False, registry=None) -> None:
     out = v.get("output")
     if not out:
         raise BadInput("no output: give -o OUT (or 'output' in the spec)")
+    if v.get("each"):
+        return _build_family(v, targets, app_dirs, as_json, registry or RegistryOptions())
     dest = Destination(out, registry or RegistryOptions())
     with dest:
         closure, result, verified, pushed = _build(v, dest, targets, app_dirs, progress=not as_json,
@@ -196,6 +202,77 @@ def run_build(v: dict, *, as_json: bool = False, registry=None) -> None:
             typer.echo(f"  verified   {v['verify']} (in {verified.how})")
 
 
+def _build_family(v: dict, targets: list[str], app_dirs: tuple, as_json: bool, registry) -> None:
+    """One image per target, sharing the layers their packages give (so --layers defaults
+    to auto here): every closure is collected first, since a shared layer holds what every
+    member has of a package; pushes mount what an earlier member already sent."""
+    from ..collect import collect
+    from ..errors import BadInput
+    from ..image.layering import family_groups
+    from ..image.reference import default_name
+    from ..registry.transport import Destination
+    out = v["output"]
+    if "{name}" not in out or v.get("tag") or app_dirs:
+        raise BadInput("--each: write -o with {name} in it (e.g. docker://HOST/tools/{name}:1); "
+                       "no --tag or --app-dir")
+    warn = lambda w: typer.echo(f"closure: {w}", err=True)  # noqa: E731
+    members = []
+    for target in targets:
+        one = {**v, "layers": v.get("layers") or "auto", "targets": [target],
+               "output": out.replace("{name}", default_name([target]))}
+        Destination(one["output"], registry).close()     # a bad -o fails before the work
+        root, opts = _collect_options(one, (), _argv(one.get("entrypoint"), "--entrypoint"),
+                                      _argv(one.get("cmd"), "--cmd"))
+        closure = collect([target], opts)
+        for w in closure.warnings:
+            warn(f"warning: {w}")
+        members.append((one, root, closure))
+    groups = family_groups([(c, r) for _, r, c in members])
+    mounts: dict[str, str] = {}
+    docs = []
+    for one, _root, analysed in members:
+        with Destination(one["output"], registry) as dest:
+            dest.mount_from = mounts
+            closure, result, _verified, pushed = _build(one, dest, one["targets"], (), progress=not as_json,
+                                                        warn=warn, analysed=analysed, groups=groups)
+        if as_json:
+            doc = result.to_json()
+            doc["warnings"] = list(closure.warnings)
+            if pushed is not None:
+                doc["path"], doc["pushed"] = one["output"], pushed.to_json()
+            docs.append(doc)
+        else:
+            typer.echo(summary(result, one["output"], pushed))
+    if as_json:
+        typer.echo(json.dumps({"images": docs}, indent=2, sort_keys=True))
+
+
+def _collect_options(v: dict, app_dirs: tuple, entrypoint, cmd):
+    """(root, collect.Options) from the build's values."""
+    from ..collect import Options
+    from ..root import Root
+    user = v.get("user")
+    recipe_vars = ro.recipe_vars(
+        user=user, ca_cert=v.get("ca_cert"), locale=v.get("locale"), tz=v.get("tz"),
+        tzdata=v.get("tzdata"), gconv=v.get("gconv"), nss=v.get("nss"), pycache=bool(v.get("pycache")))
+    root = Root(v.get("root") or "/")
+    env_pairs = tuple(tuple(e.split("=", 1)) for e in v.get("env") or () if "=" in e)
+    serve = so.serve_options(v, entrypoint=entrypoint, cmd=cmd, user=user, workdir=v.get("workdir"))
+    return root, Options(
+        root=root, library_path=o.split_library_path(v.get("library_path")),
+        dlopen_scan=not v.get("no_dlopen_scan"), recipes=not v.get("no_recipes"),
+        recipe_dirs=tuple(v.get("recipes") or ()), recipe_vars=recipe_vars,
+        probes=tuple(v.get("probe") or ()),
+        probe_in_image=bool(v.get("probe_in_image")), probe_network=bool(v.get("probe_network")),
+        probe_rounds=v.get("probe_rounds") or 5,
+        includes=tuple(_split_include(i) for i in v.get("include") or ()),
+        excludes=tuple(v.get("exclude") or ()),
+        package_records=not v.get("no_package_records"),
+        runtime=v.get("runtime"), app_dirs=app_dirs,
+        dlopen_depth=1 if v.get("dlopen_depth") is None else v["dlopen_depth"],
+        env=env_pairs, serve=serve, accounts=so.parse_accounts(v.get("account")))
+
+
 def build_values(v: dict):
     """What `closure build` does with these values (option names as keys), printing
     nothing: the BuildResult. closure.api.build is this."""
@@ -213,15 +290,16 @@ def build_values(v: dict):
     return closure, result
 
 
-def _build(v: dict, dest, targets: list[str], app_dirs: tuple, progress: bool, warn):
+def _build(v: dict, dest, targets: list[str], app_dirs: tuple, progress: bool, warn,
+           analysed=None, groups=None):
     """The build itself; warn(line) hears each warning ('warning: ...', or 'error: ...' for
-    a link problem that --strict fails on) as it happens."""
-    from ..collect import Options, collect
+    a link problem that --strict fails on) as it happens. A family member comes `analysed`
+    (its Closure) with the family's shared layer `groups`."""
+    from ..collect import collect
     from ..image import ImageOptions, check_request, write_image
     from ..gate import check_limits
     from ..image.epoch import created_time
     from ..image.reference import parse_reference
-    from ..root import Root
     from ..units import parse_size
 
     out = v["output"]
@@ -229,6 +307,7 @@ def _build(v: dict, dest, targets: list[str], app_dirs: tuple, progress: bool, w
     user = v.get("user")
     image_opts = ImageOptions(
         format=v.get("format") or dest.format, compression=v.get("compression"), level=v.get("level"),
+        layers=str(v.get("layers") or "one"), layer_groups=groups,
         name=name, tag=tag, entrypoint=_argv(v.get("entrypoint"), "--entrypoint"),
         cmd=_argv(v.get("cmd"), "--cmd"),
         env=tuple(v.get("env") or ()), user=user, workdir=v.get("workdir"),
@@ -239,33 +318,14 @@ def _build(v: dict, dest, targets: list[str], app_dirs: tuple, progress: bool, w
     verify_argv = _argv(v.get("verify"), "--verify")
     check_request(dest.path, image_opts)   # a bad -o or flag fails before any analysis
 
-    recipe_vars = ro.recipe_vars(
-        user=user, ca_cert=v.get("ca_cert"), locale=v.get("locale"), tz=v.get("tz"),
-        tzdata=v.get("tzdata"), gconv=v.get("gconv"), nss=v.get("nss"), pycache=bool(v.get("pycache")))
-    root = Root(v.get("root") or "/")
-    env_pairs = tuple(tuple(e.split("=", 1)) for e in v.get("env") or () if "=" in e)
-    serve = so.serve_options(v, entrypoint=image_opts.entrypoint, cmd=image_opts.cmd, user=user,
-                             workdir=v.get("workdir"))
-    collect_opts = Options(
-        root=root, library_path=o.split_library_path(v.get("library_path")),
-        dlopen_scan=not v.get("no_dlopen_scan"), recipes=not v.get("no_recipes"),
-        recipe_dirs=tuple(v.get("recipes") or ()), recipe_vars=recipe_vars,
-        probes=tuple(v.get("probe") or ()),
-        probe_in_image=bool(v.get("probe_in_image")), probe_network=bool(v.get("probe_network")),
-        probe_rounds=v.get("probe_rounds") or 5,
-        includes=tuple(_split_include(i) for i in v.get("include") or ()),
-        excludes=tuple(v.get("exclude") or ()),
-        package_records=not v.get("no_package_records"),
-        runtime=v.get("runtime"), app_dirs=app_dirs,
-        dlopen_depth=1 if v.get("dlopen_depth") is None else v["dlopen_depth"],
-        env=env_pairs, serve=serve, accounts=so.parse_accounts(v.get("account")))
+    root, collect_opts = _collect_options(v, app_dirs, image_opts.entrypoint, image_opts.cmd)
     probes = len(collect_opts.probes)
     verified = None
     with Progress(enabled=progress) as progress:
         progress.step(f"analysing {' '.join(targets)}"
                       + (f", running {probes} probe{'s' if probes != 1 else ''}" if probes else ""))
-        closure = collect(targets, collect_opts)
-        for w in closure.warnings:
+        closure = analysed if analysed is not None else collect(targets, collect_opts)
+        for w in closure.warnings if analysed is None else ():
             warn(f"warning: {w}")
         if closure.foreign_root and v.get("strict"):
             from ..errors import JobFailed

@@ -162,11 +162,13 @@ def run_config(*, base: Mapping | None, closure_env: Mapping[str, str], env: Seq
 
 
 def image_config(*, platform: Platform, created: str, diff_ids: Sequence[str], config: Mapping,
-                 created_by: str, comment: str) -> dict:
+                 created_by: str, comment: str | Sequence[str]) -> dict:
     return {
         **platform.to_json(),
         "created": created,
         "config": dict(config),
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-        "history": [{"created": created, "created_by": created_by, "comment": comment}],
+        # One history entry per layer (a list of comments: one per layer, in order).
+        "history": [{"created": created, "created_by": created_by, "comment": c}
+                    for c in ([comment] if isinstance(comment, str) else comment)],
     }

@@ -22,6 +22,7 @@ from .oci import MT_LAYER, Descriptor, blob_path
 from .oci_layout import write_layout
 from .reference import check_name, check_tag, default_name
 from .rootfs import write_rootfs
+from .layering import PlannedLayer, parse_strategy, plan_layers
 from .tarlayer import LayerDigests, LayerPlan, plan_layer, write_layer
 
 FORMATS = ("oci", "oci-archive", "rootfs", "rootfs-tar")
@@ -51,6 +52,8 @@ class ImageOptions:
     platform: Platform | None = None     # None: read from the closure's ELF files
     created_by: str | None = None        # the history line; None: "closure build TARGETS"
     created: int | None = None           # the config's created time; None: SOURCE_DATE_EPOCH
+    layers: str = "one"                  # layer strategy: one | auto | N (closure.image.layering)
+    layer_groups: Mapping | None = None  # a family's shared paths per origin (layering.family_groups)
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,12 @@ class BuildResult:
     files: int                  # regular files written (hard links not counted)
     entries: int                # every tar entry: dirs, files, links
     content_bytes: int          # bytes of file contents
-    layer: LayerDigests
+    layer: LayerDigests         # the top layer (the only one unless --layers)
     compression: Compression
     reference: str | None = None          # "name:tag" (image formats)
     manifest_digest: str | None = None
     config_digest: str | None = None
+    layers: tuple = ()          # ((name, LayerDigests), ...) of every layer, bottom first
 
     def to_json(self) -> dict:
         return {
@@ -76,6 +80,8 @@ class BuildResult:
             "layer_diff_id": self.layer.diff_id, "layer_size": self.layer.size,
             "layer_raw_size": self.layer.raw_size,
             "compression": self.compression.kind, "level": self.compression.level,
+            "layers": [{"name": n, "digest": d.digest, "diff_id": d.diff_id, "size": d.size}
+                       for n, d in self.layers],
         }
 
 
@@ -103,6 +109,7 @@ def check_request(out_path: str, opts: ImageOptions) -> tuple[str, Compression]:
     if opts.name:
         check_name(opts.name)
     check_tag(opts.tag)
+    parse_strategy(opts.layers)
     image_env({}, opts.env)
     source_date_epoch()
     atomic.check_destination(out_path, fmt in DIR_FORMATS, opts.force)
@@ -135,19 +142,21 @@ def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions 
             digests = oci.digests
             if fmt == "oci-archive":
                 with open(staged, "wb") as f:
-                    write_archive(layout, f, config=oci.config, layers=[oci.layer],
+                    write_archive(layout, f, config=oci.config, layers=list(oci.layers),
                                   repo_tags=[oci.reference], mtime=mtime)
         atomic.publish(staged, out_path, stage)
     return BuildResult(path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
                        files=plan.file_count, entries=len(plan.items), content_bytes=total,
                        layer=digests, compression=comp, reference=oci and oci.reference,
-                       manifest_digest=oci and oci.manifest.digest, config_digest=oci and oci.config.digest)
+                       manifest_digest=oci and oci.manifest.digest, config_digest=oci and oci.config.digest,
+                       layers=oci.named if oci else (("all", digests),))
 
 
 @dataclass(frozen=True)
 class _Oci:
-    digests: LayerDigests
-    layer: Descriptor
+    digests: LayerDigests           # the top layer's
+    layers: tuple[Descriptor, ...]
+    named: tuple[tuple[str, LayerDigests], ...]
     config: Descriptor
     manifest: Descriptor
     reference: str
@@ -159,11 +168,23 @@ def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts:
     digest), config, manifest, index."""
     name = opts.name or default_name(closure.targets)
     os.makedirs(os.path.join(layout, "blobs", "sha256"))
-    partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
-    with open(partial, "wb") as f:
-        digests = write_layer(plan, root, f, comp, mtime=mtime, progress=on_bytes)
-    layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
-    os.rename(partial, blob_path(layout, layer.digest))
+    planned = plan_layers(closure, root, plan, opts.layers, opts.layer_groups)
+    layers, named, done = [], [], 0
+    for layer_plan in planned:
+        # Each layer is its own stream; progress counts content bytes across all of them.
+        base = done
+        step = (lambda n, base=base: on_bytes(base + n)) if on_bytes is not None else None
+        partial = os.path.join(layout, "blobs", "sha256", ".layer.partial")
+        with open(partial, "wb") as f:
+            digests = write_layer(layer_plan.plan, root, f, comp, mtime=mtime, progress=step)
+        done += layer_plan.plan.content_bytes
+        layer = Descriptor(MT_LAYER + comp.media_suffix, digests.digest, digests.size)
+        if os.path.exists(blob_path(layout, layer.digest)):   # two identical layers
+            os.unlink(partial)
+        else:
+            os.rename(partial, blob_path(layout, layer.digest))
+        layers.append(layer)
+        named.append((layer_plan.name, digests))
 
     created = rfc3339(mtime if opts.created is None else opts.created)  # file mtimes stay mtime
     platform = opts.platform or closure_platform(closure, root)
@@ -172,13 +193,20 @@ def _write_oci(closure: Closure, root: Root, plan: LayerPlan, layout: str, opts:
     if entrypoint is None and opts.base_config is None:
         entrypoint = tuple(closure.entrypoint or closure.targets[:1])
     config = image_config(
-        platform=platform, created=created, diff_ids=[digests.diff_id],
+        platform=platform, created=created, diff_ids=[d.diff_id for _, d in named],
         config=run_config(base=opts.base_config, closure_env=closure.env, env=opts.env,
                           entrypoint=entrypoint, cmd=opts.cmd, user=opts.user,
                           workdir=opts.workdir or (closure.workdir if opts.base_config is None else None),
                           labels={**opts.labels, REASONS_LABEL: encode_reasons(closure)}),
         created_by=opts.created_by or f"closure build {targets}".rstrip(),
-        comment=f"closure of {targets or 'nothing'}: {plan.file_count} files, {plan.content_bytes} bytes")
-    manifest, config_desc = write_layout(layout, config=config, layers=[layer], platform=platform,
+        comment=_comments(planned, targets, plan))
+    manifest, config_desc = write_layout(layout, config=config, layers=layers, platform=platform,
                                          name=name, tag=opts.tag, created=created)
-    return _Oci(digests, layer, config_desc, manifest, f"{name}:{opts.tag}")
+    return _Oci(digests, tuple(layers), tuple(named), config_desc, manifest, f"{name}:{opts.tag}")
+
+
+def _comments(planned: tuple[PlannedLayer, ...], targets: str, plan: LayerPlan) -> str | list[str]:
+    whole = f"closure of {targets or 'nothing'}: {plan.file_count} files, {plan.content_bytes} bytes"
+    if len(planned) == 1:
+        return whole
+    return [p.comment for p in planned[:-1]] + [f"{whole}; this layer: {planned[-1].comment}"]

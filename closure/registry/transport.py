@@ -138,6 +138,7 @@ class Destination:
         self.transport = parse(text)
         self._reg = reg
         self._tmp: str | None = None
+        self.mount_from: dict[str, str] | None = None   # blob -> repo: a family's earlier pushes
         t = self.transport
         if t.kind == "containers-storage":
             raise BadInput("containers-storage: is read only here: write docker://, oci: or a file "
@@ -165,7 +166,8 @@ class Destination:
             return None
         from .push import push
         ref = self.transport.registry
-        return push(self.path, self.tag, ref, self._reg.client(ref), jobs=self._reg.jobs, progress=progress)
+        return push(self.path, self.tag, ref, self._reg.client(ref), jobs=self._reg.jobs,
+                    mount_from=self.mount_from, progress=progress)
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -236,3 +236,49 @@ def test_slim_from_registry_to_registry(plain, echo_image):
     dst = f"docker://{plain.host}/test/slim-out:1"
     report = ok(closure("slim", src, "-o", dst, "--json", *PLAIN))
     assert report["pushed"]["digest"] == skopeo_digest(dst, "--tls-verify=false")
+
+
+@pytest.fixture(scope="module")
+def family(plain):
+    """true, echo and ls built as one family (--each, layers by package) and pushed."""
+    tag = uuid.uuid4().hex[:12]
+    doc = ok(closure("build", "/usr/bin/true", "/usr/bin/echo", "/usr/bin/ls", "--each",
+                     "-o", f"docker://{plain.host}/fam/{{name}}:{tag}", "--json", *PLAIN))
+    return doc["images"]
+
+
+def test_family_shares_its_common_layers(plain, family):
+    assert [i["pushed"]["reference"].split("/")[-1].split(":")[0] for i in family] == ["true", "echo", "ls"]
+    glibc = {dict((l["name"], l["digest"]) for l in i["layers"])["glibc"] for i in family}
+    assert len(glibc) == 1, "one glibc layer for the whole family"
+    for i in family:
+        assert 2 <= len(i["layers"]) <= 16 and i["layers"][-1]["name"] == "top"
+        assert i["pushed"]["digest"] == i["manifest_digest"]
+        assert skopeo_digest(f"docker://{i['pushed']['reference']}", "--tls-verify=false") == i["manifest_digest"]
+    first, rest = family[0], family[1:]
+    assert first["pushed"]["mounted"] == 0
+    assert all(i["pushed"]["mounted"] >= 1 for i in rest), "the shared layers are mounted, not sent"
+    sent = sum(i["pushed"]["bytes_uploaded"] for i in rest)
+    whole = sum(sum(l["size"] for l in i["layers"]) for i in rest)
+    assert sent < whole - 0.9 * sum(l["size"] for l in first["layers"] if l["name"] == "glibc") * len(rest)
+
+
+@pytest.mark.podman
+def test_layered_image_pulls_and_runs(plain, family, echo_image):
+    need("podman")
+    from closure.verify import verify, working_podman_flags
+    verify(str(echo_image[0]), "echo warm-up", runtime="podman")
+    flags = working_podman_flags()
+    if flags is None:
+        pytest.skip("podman cannot run containers here")
+    ref = family[2]["pushed"]["reference"]
+    pulled = subprocess.run(["podman", "pull", "-q", "--tls-verify=false", ref], capture_output=True,
+                            text=True, timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    try:
+        run = subprocess.run(["podman", "run", "--rm", *flags, "--network=none", ref, "/usr/bin"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert "ls" in run.stdout.split()
+    finally:
+        subprocess.run(["podman", "rmi", "-f", ref], capture_output=True, timeout=60)
