@@ -17,7 +17,8 @@ from .root import normpath, walk_links
 # Reasons that say why the entry is there, in the order a chain prefers them: a file's own
 # cause beats "a link's destination", which beats "a parent of something".
 _PREFER = {"target": 0, "interp": 1, "needed": 1, "dlopen-string": 1, "shebang": 1,
-           "recipe": 1, "traced": 1, "include": 1, "generated": 1, "symlink": 2, "parent": 3}
+           "recipe": 1, "traced": 1, "include": 1, "generated": 1, "import": 1, "runtime": 1,
+           "symlink": 2, "parent": 3}
 
 
 @dataclass(frozen=True)

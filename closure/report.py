@@ -40,6 +40,10 @@ def describe(reason: Reason, entry_type: str = "symlink") -> str:
         return f"parent of {reason.by}"
     if k == "include":
         return "included" + (f" from {reason.name}" if reason.name else "")
+    if k == "import":
+        return f"import {reason.name} by {reason.by}"
+    if k == "runtime":
+        return f"runtime of {reason.by}"
     return k + (f" by {reason.by}" if reason.by else "")
 
 

@@ -433,8 +433,8 @@ def default_reference(source: SourceImage) -> tuple[str, str]:
 
 # -- the report --------------------------------------------------------------------------------
 
-_REASON_ORDER = ("target", "interp", "needed", "shebang", "dlopen-string", "traced", "recipe",
-                 "include", "generated", "symlink", "parent")
+_REASON_ORDER = ("target", "interp", "needed", "shebang", "runtime", "import", "dlopen-string",
+                 "traced", "recipe", "include", "generated", "symlink", "parent")
 
 
 def main_reason(entry: Entry, entries: dict[str, Entry]) -> str:
