@@ -129,10 +129,10 @@ class PythonImports:
                     for n in (self._all(spec) if sub == "*" else (sub,)):
                         require(f"{name}.{n}", path)
 
-        # A package's imports inside functions run only when called: one of a package not
-        # otherwise imported is followed when the importing distribution declares it
-        # (requests' idna) or once it is reached some other way, not for optional support
-        # (setuptools' numpy). The app's own lazy imports are always followed.
+        # A package's imports inside functions (or guarded by `except ImportError`) may
+        # never run: one of a package not otherwise imported is followed when the importing
+        # distribution declares it (requests' idna) or once it is reached some other way,
+        # not for optional support (setuptools' numpy). The app's own are always followed.
         installed = tuple(d + "/" for d in (self.env.stdlib,) + self.env.site)
         deferred: list[tuple[str, tuple[str, ...], str]] = []
         while queue or deferred:
@@ -254,6 +254,12 @@ class PythonImports:
             if isinstance(node, ast.If) and _is_type_checking(node.test):
                 stack += [(n, lazy) for n in node.orelse]
                 continue
+            if isinstance(node, ast.Try) and _catches_import_error(node):
+                # `try: import x / except ImportError:` is an optional dependency: taken
+                # like a lazy one (when declared or reached); the fallbacks as they are
+                stack += [(n, lazy) for n in reversed(node.handlers + node.orelse + node.finalbody)]
+                stack += [(n, True) for n in reversed(node.body)]
+                continue
             if isinstance(node, ast.Import):
                 for a in node.names:
                     yield "import", a.name, node.lineno, (), lazy
@@ -359,6 +365,14 @@ def _unparse(node) -> str:
     except (RecursionError, ValueError):
         return "..."
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    for h in node.handlers:
+        names = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+        if any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names):
+            return True
+    return False
 
 
 def _is_type_checking(test) -> bool:

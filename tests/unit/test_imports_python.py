@@ -53,7 +53,8 @@ def fake(tmp_path) -> tuple[Path, Path]:
         "import importlib", "importlib.import_module('pkga.dyn')",
         "from typing import TYPE_CHECKING",
         "if TYPE_CHECKING:", "    import typedonly",
-        "def later():", "    import lazydep", "    import optional", "    from . import lazysub", ""]))
+        "def later():", "    import lazydep", "    import optional", "    from . import lazysub",
+        "try:", "    import guarded", "except ImportError:", "    import json", ""]))
     write(root, f"{site}/pkga/sub.py", "from ns import mod\n")
     write(root, f"{site}/pkga/dyn.py")
     write(root, f"{site}/pkga/lazysub.py")
@@ -70,6 +71,7 @@ def fake(tmp_path) -> tuple[Path, Path]:
     write(root, f"{site}/optional/__init__.py")
     write(root, f"{site}/optional-1.0.dist-info/top_level.txt", "optional\n")
     write(root, f"{site}/typedonly/__init__.py")
+    write(root, f"{site}/guarded/__init__.py")
     write(root, f"{site}/ns/mod.py")
     write(root, f"{site}/unrelated/__init__.py")
     write(root, "/app/main.py", "import json, pkga, fromextra, helper\nimport importlib\n"
@@ -107,7 +109,7 @@ def test_the_import_graph_of_an_app_in_a_venv(fake):
               "/app/templates/index.html"):
         assert p in have, p
     for p in (f"{site}/pkga/unused.py", f"{site}/unrelated/__init__.py", f"{site}/typedonly/__init__.py",
-              f"{site}/optional/__init__.py", f"{site}/pkga/tests/test_x.py",
+              f"{site}/optional/__init__.py", f"{site}/pkga/tests/test_x.py", f"{site}/guarded/__init__.py",
               "/usr/lib/python3/dist-packages/stray.pth", "/usr/lib/python3/dist-packages/hostonly.py",
               "/app/notes/todo.txt"):
         assert p not in have, p
