@@ -360,6 +360,12 @@ class Collector:
         for e in result.edges:
             if e.rule == "ld.so.cache" and posixpath.dirname(e.path) not in system:
                 self.add_path("/etc/ld.so.cache", Reason("interp", by=e.by, name=e.name))
+            elif e.rule == "ld.so.conf":   # a root nobody ran ldconfig in (debootstrap --foreign)
+                note = (f"{e.by}: {e.name} found in {posixpath.dirname(e.path)} through ld.so.conf, but "
+                        f"the root has no ld.so.cache: ld.so in the image will not look there "
+                        f"(run ldconfig in the root)")
+                if note not in self.closure.warnings:
+                    self.closure.warnings.append(note)
 
     def _dlopen_strings(self, objects: list[Loaded], main: Loaded) -> None:
         loaded = {n for o in objects for n in o.names} | {o.info.soname for o in objects}

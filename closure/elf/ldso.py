@@ -235,8 +235,14 @@ class Loader:
                 return found, tuple(tried)
         if want.nodeflib:
             return None, tuple(tried)
-        found = self._try_dirs(name, self.cache.conf_dirs() + plat.system_dirs, want, tried, plat, "default")
-        return found, tuple(tried)
+        # No usable cache: ld.so.conf's dirs as ldconfig would have cached them, labelled, for
+        # ld.so itself never reads ld.so.conf (an image of this root needs a cache for them).
+        for d in self.cache.conf_dirs() + plat.system_dirs:
+            rule = "default" if d in plat.system_dirs else "ld.so.conf"
+            found = self._try_dirs(name, (d,), want, tried, plat, rule)
+            if found:
+                return found, tuple(tried)
+        return None, tuple(tried)
 
     # -- musl ---------------------------------------------------------------------------------
     def is_musl(self, main: Loaded) -> bool:
