@@ -11,6 +11,7 @@ from html import escape
 
 from ..report import describe, human_size
 from .bypackage import Grouping
+from .inspect import TOP_DEPTH
 from .inventory import Inventory, Item
 from .sizes import BigFile, Efficiency, LayerView, biggest_files, layers
 from .treemap import Rect, by_directory, by_package, layout
@@ -24,6 +25,7 @@ PALETTE = ("#7eb0e0", "#f5a65b", "#86cf86", "#ee8a8f", "#b7a3dd", "#6fd0d6", "#f
 OTHER, NONE = "#cfcfd4", "#ececef"
 LABEL_CHAR = 6.1     # width of one character of a leaf label (10px monospace), SVG units
 LABEL_LINE = 12.0
+COLOUR_DEPTH = TOP_DEPTH   # directories coloured as a whole below this depth
 SHOW_BY = 3          # a reason given by more objects than this names the first only
 
 CSS = """
@@ -247,10 +249,10 @@ def render(inv: Inventory, grouping: Grouping) -> str:
     big = biggest_files(inv)
     rank_of = {b.path: b.rank for b in big}
 
-    # Leaves take their directory's colour: neighbours in one directory match. The
-    # biggest directories get the legend's colours.
+    # Leaves take the colour of their directory, cut at the depth `closure inspect` lists
+    # (/usr/share/locale, not its 400 language dirs); the biggest get the legend's colours.
     def folder(path: str) -> str:
-        return path.rsplit("/", 1)[0] or "/"
+        return "/" + "/".join(path.split("/")[1:-1][:COLOUR_DEPTH])
     dir_bytes: dict[str, int] = {}
     for p, size in files:
         dir_bytes[folder(p)] = dir_bytes.get(folder(p), 0) + size

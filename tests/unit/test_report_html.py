@@ -28,6 +28,7 @@ FILES = {
     "/app/lib/libsmall.so": (300, [Reason("needed", by="/app/lib/libbig.so", name="libsmall.so")]),
     "/etc/app.conf": (120, [Reason("recipe", by="/app/bin/app", recipe="app")]),
     "/app/data.bin": (3000, [Reason("include", name="/app/data.bin")]),
+    "/usr/share/locale/de/LC_MESSAGES/app.mo": (400, [Reason("recipe", by="/app/bin/app", recipe="locale")]),
 }
 JUNK = 2000     # /cache/junk: in layer 1, removed by layer 2's whiteout
 
@@ -82,6 +83,7 @@ def image(tmp_path, *, label: bool = True):
     for p, (size, reasons) in FILES.items():
         closure.entries[p] = Entry(p, "file", 0o644, size, reasons=list(reasons))
     one = tar_of([d("app"), d("app/bin"), d("app/lib"), d("etc"), d("cache"), f("cache/junk", b"j" * JUNK)]
+                 + [d("usr/share/locale/de/LC_MESSAGES"[:i]) for i in (3, 9, 16, 19, 31)]
                  + [f(p[1:], b"x" * size) for p, (size, _) in FILES.items() if p != "/app/data.bin"])
     two = tar_of([f("cache/.wh.junk", b""), f("app/data.bin", b"d" * FILES["/app/data.bin"][0])])
     labels = {LABEL: encode(closure)} if label else {"org.example": "x"}
@@ -126,10 +128,11 @@ def test_each_treemap_has_a_legend_matching_its_colours(page):
     assert len(legends) == 2 and len(page.root.find("svg")) == 2
     dir_svg, pkg_svg = page.root.find("svg")
     swatch = {li.text().split(" ")[0]: li.find("i")[0].attrs["style"].split(":")[1] for li in legends[0].find("li")}
-    # The directory legend names directories by bytes; each leaf wears its directory's colour.
-    assert list(swatch)[0] == "/app/lib"
+    # The directory legend names directories by bytes, cut three deep (as inspect lists
+    # them); each leaf wears its directory's colour.
+    assert list(swatch) == ["/app/lib", "/app/bin", "/app", "/usr/share/locale", "/etc"]
     for rect in dir_svg.find("rect", class_="l"):
-        folder = rect.attrs["data-path"].rsplit("/", 1)[0]
+        folder = "/" + "/".join(rect.attrs["data-path"].split("/")[1:-1][:3])
         assert rect.attrs["fill"] == swatch[folder], rect.attrs
     assert "(no package)" in legends[1].text()       # no package database in this image
     assert {r.attrs["fill"] for r in pkg_svg.find("rect", class_="l")} <= {
@@ -160,7 +163,7 @@ def test_layers_show_what_each_adds_and_hides_and_the_efficiency(page):
     assert [r.attrs["data-layer"] for r in rows] == ["1", "2"]
     cells = [{td.attrs.get("data-l"): td.text() for td in r.find("td")} for r in rows]
     one_bytes = sum(s for p, (s, _) in FILES.items() if p != "/app/data.bin") + JUNK
-    assert cells[0]["adds"].startswith("5 files, ") and cells[0]["hidden later"] == "2.0 KiB"
+    assert cells[0]["adds"].startswith("6 files, ") and cells[0]["hidden later"] == "2.0 KiB"
     assert cells[1]["whiteouts"] == "1" and cells[1]["hidden later"] == "0 B"
     final = sum(s for s, _ in FILES.values())
     note = page.root.find("h2", id="layers")[0].parent.find("p", class_="note")
@@ -186,3 +189,12 @@ def test_inspect_shows_the_reasons_label_by_its_size_and_json_keeps_it(tmp_path)
     assert value == encode(Closure(targets=["/app/bin/app"], entries={
         p: Entry(p, "file", 0o644, s, reasons=list(r)) for p, (s, r) in FILES.items()}))
     assert "efficiency: " in text and "wasted" in text
+
+
+def test_the_page_is_the_same_bytes_run_after_run(tmp_path):
+    img = image(tmp_path)
+    pages = []
+    for name in ("a.html", "b.html"):
+        subprocess.run(CLI + ["report", str(img), "-o", str(tmp_path / name)], check=True, capture_output=True)
+        pages.append((tmp_path / name).read_bytes())
+    assert pages[0] == pages[1]
