@@ -467,6 +467,10 @@ def test_report_of_the_curl_image_answers_why_it_is_big_wide_and_narrow(tmp_path
     for _, path, chain in rows:
         steps = [html.unescape(re.sub(r"<[^>]+>", "", s)) for s in re.findall(r"<li>(.*?)</li>", chain)]
         assert steps[0] == "/usr/bin/curl (target)" and steps[-1].startswith(html.unescape(path) + " ("), steps
+    # Each of the 20 is named in the directory map too, by its rank (down a thin box if need be).
+    dir_map = page.split("<svg", 2)[1]
+    ranks = {int(r) for r in re.findall(r'<text class="f r"[^>]*>#(\d+)\b', dir_map)}
+    assert ranks == set(range(1, 21)), sorted(set(range(1, 21)) - ranks)
     pkg_sizes = [int(v) for v in re.findall(r'<td class="n" data-v="(\d+)" data-l="size">', page.split('id="packages"')[1].split("</table>")[0])]
     assert len(pkg_sizes) > 10 and pkg_sizes == sorted(pkg_sizes, reverse=True)
     if chromium is None:
