@@ -6,7 +6,6 @@ efficiency), the package table and every file with its size, package and reasons
 open sorted by size, largest first."""
 from __future__ import annotations
 
-import hashlib
 from html import escape
 
 from ..report import describe, human_size
@@ -57,7 +56,7 @@ ul.legend span{color:#666}
  table.cards colgroup,table.cards:not(.sort) thead{display:none}table.cards thead tr{display:flex;flex-wrap:wrap}
  table.cards th{position:static;border:0}table.cards tr{border-bottom:1px solid #d4d4d8;padding:4px 0}
  table.cards td{border:0;padding:1px 4px;text-align:left}
- table.cards td.n{display:inline-block;padding-right:10px}
+ table.cards td.n,table.cards td.in{display:inline-block;padding-right:10px}
  table.cards td[data-l]::before{content:attr(data-l) ": ";color:#71717a}
 }
 """
@@ -80,11 +79,6 @@ JS = """
       r.style.display='';if(r.dataset.path===p){r.scrollIntoView({block:'center'});}});});});
 })();
 """
-
-
-def _hashed(name: str, light: int = 62) -> str:
-    hue = int(hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:6], 16) % 360
-    return f"hsl({hue},58%,{light}%)"
 
 
 def _path(p: str) -> str:
@@ -287,8 +281,8 @@ def render(inv: Inventory, grouping: Grouping) -> str:
         p = g.package
         lic = db.spdx_license(p)[0] if db is not None else ""
         pkg_rows.append(
-            f'<tr><td>{escape(p.name)}</td><td data-l="version">{escape(p.version)}</td>'
-            f'<td data-l="arch">{escape(p.architecture)}</td>'
+            f'<tr><td>{escape(p.name)}</td><td class="in" data-l="version">{escape(p.version)}</td>'
+            f'<td class="in" data-l="arch">{escape(p.architecture)}</td>'
             f'<td class="w" data-l="licenses">{escape(lic or "—")}</td>'
             f'<td class="n" data-v="{len(g.items)}" data-l="paths">{len(g.items)}</td>'
             f'<td class="n" data-v="{g.bytes}" data-l="size">{human_size(g.bytes)}</td></tr>')
@@ -301,7 +295,7 @@ def render(inv: Inventory, grouping: Grouping) -> str:
         pkg = ", ".join(owner_of.get(i.path, ())) or unowned.get(i.path, "")
         file_rows.append(
             f'<tr data-path="{escape(i.path)}"><td class="p">{_path(i.path)}{target}</td>'
-            f'<td class="n" data-v="{i.size}" data-l="size">{escape(size)}</td><td data-l="type">{i.type}</td>'
+            f'<td class="n" data-v="{i.size}" data-l="size">{escape(size)}</td><td class="in" data-l="type">{i.type}</td>'
             f'<td data-l="package">{escape(pkg)}</td><td class="w">{escape(_why(i, inv))}</td></tr>')
 
     views, eff = layers(inv)
