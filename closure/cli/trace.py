@@ -45,7 +45,6 @@ def register(app: typer.Typer) -> None:
         no_static: bool = typer.Option(False, "--no-static", help="Skip the static analysis that marks static / traced-only."),
     ) -> None:
         from ..root import Root
-        from ..trace.run import run_probe
         from ..trace.select import is_dropped, traced_paths
         from .progress import Progress
 
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
         shown = command if isinstance(command, str) else " ".join(command)
         with Progress(enabled=not as_json) as progress:
             progress.step(f"tracing {shown[:60]}")
-            result = run_probe(command, root, failed=failed, timeout=timeout, stdin=None)
+            result = _traced_in_sandbox(command, root, failed, timeout)
             # Relative paths name places below the directory CMD runs in, as CMD sees them.
             kept, warnings = traced_paths(result.accesses, root, scratch=_absolute(scratch),
                                           include_secrets=_absolute(include))
@@ -74,6 +73,19 @@ def register(app: typer.Typer) -> None:
             typer.echo(render(report))
         if not result.ok:
             raise typer.Exit(1)
+
+
+def _traced_in_sandbox(command, root, failed: bool, timeout):
+    """The command runs in closure's sandbox over the host's root, with the caller's
+    environment, working directory and network (it may talk to servers on 127.0.0.1):
+    what it writes stays in the sandbox and what it starts dies with it."""
+    import os
+    from ..sandbox import Sandbox, prepared
+    from ..trace.run import command_argv, run_probe
+    argv = command_argv(command)
+    sb = Sandbox("/", tuple(argv), env=dict(os.environ), cwd=os.getcwd(), share_net=True)
+    with prepared(sb) as (wrapper, _ctl):
+        return run_probe(argv, root, failed=failed, timeout=timeout, stdin=None, wrapper=wrapper)
 
 
 def _absolute(paths: Optional[List[str]]) -> tuple[str, ...]:

@@ -256,3 +256,39 @@ def test_a_missing_command_is_one_line(tmp_path):
     r = run(Sandbox("/", ("/no/such/prog",), env={}))
     assert r.returncode == 127
     assert r.stderr.strip() == "closure-sandbox: cannot run /no/such/prog: No such file or directory"
+
+
+def test_closure_itself_writes_only_its_output_temp_dirs_and_cache(tmp_path):
+    """strace -f of a build and a slim (no probes: a tracee cannot trace its own probes):
+    every file closure opens for writing, or directory it makes, is under -o's directory,
+    a temporary directory, ~/.cache/closure, /dev, or a __pycache__ of its own code."""
+    from closure.trace.run import run_probe
+    image = tmp_path / "curl.tar"
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "closure")
+    allowed = (str(tmp_path), "/tmp/", "/var/tmp/", cache, "/dev/", "/proc/")
+    for cmd in (CLOSURE + ["build", "/usr/bin/curl", "-o", str(image)],
+                CLOSURE + ["slim", str(image), "-o", str(tmp_path / "slim.tar")]):
+        r = run_probe(cmd, timeout=300)
+        assert r.ok, r.stderr_tail
+        written = sorted({a.path for a in r.accesses if a.write})
+        assert written, "the trace saw no writes at all"
+        stray = [p for p in written if not p.startswith(allowed) and "/__pycache__/" not in p]
+        assert stray == [], stray
+
+
+def test_closure_trace_and_verify_leave_the_host_unchanged(tmp_path):
+    tag = uuid.uuid4().hex
+    watched = ["/etc", "/root", "/var/lib", "/home"]
+    before = snapshot(*watched)
+    r = subprocess.run(CLOSURE + ["trace", "--", f"touch /etc/{tag} /root/{tag} && mkdir /var/lib/{tag}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "fs"
+    b = subprocess.run(CLOSURE + ["build", "/usr/bin/touch", "--format", "rootfs", "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert b.returncode == 0, b.stderr
+    v = subprocess.run(CLOSURE + ["verify", str(out), "--runtime", "bwrap", "--", "/usr/bin/touch", f"/etc/{tag}"],
+                       capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stderr
+    assert not (out / "etc" / tag).exists()                  # nor the rootfs it ran in
+    assert snapshot(*watched) == before

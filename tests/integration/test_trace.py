@@ -234,19 +234,31 @@ def test_cli_untraceable_commands_one_line_exit_2(tmp_path):
 
 
 def test_cli_sigterm_kills_the_tracee_and_leaves_no_temp_files(tmp_path):
-    pidfile = tmp_path / "pid"
+    """The traced command runs in the sandbox (its writes never reach the host), so it is
+    found by its command line: a sleep length no one else uses."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    p = subprocess.Popen([sys.executable, "-m", "closure.cli.app", "trace", "--",
-                          "sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"],
+    length = f"30.{os.getpid()}{int(time.time()) % 1000}"
+
+    def sleepers() -> list[int]:
+        out = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[:2] == [b"sleep", length.encode()]:
+                        out.append(int(pid))
+            except OSError:
+                pass
+        return out
+
+    p = subprocess.Popen([sys.executable, "-m", "closure.cli.app", "trace", "--", "sleep", length],
                          env=dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(scratch)),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
     try:
         deadline = time.monotonic() + 20
-        while not (pidfile.exists() and pidfile.read_text().strip()):
+        while not sleepers():
             assert time.monotonic() < deadline and p.poll() is None, p.stderr.read()
             time.sleep(0.05)
-        tracee = int(pidfile.read_text())
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=10)
     finally:
@@ -254,9 +266,7 @@ def test_cli_sigterm_kills_the_tracee_and_leaves_no_temp_files(tmp_path):
             p.kill()
     assert p.returncode != 0 and b"Traceback" not in err, err
     time.sleep(0.2)
-    try:
+    for tracee in sleepers():
         with open(f"/proc/{tracee}/stat") as f:
             assert f.read().split()[2] == "Z"               # at most a zombie awaiting reaping
-    except FileNotFoundError:
-        pass
     assert list(scratch.iterdir()) == []                    # the strace log directory is gone
