@@ -292,3 +292,16 @@ def test_closure_trace_and_verify_leave_the_host_unchanged(tmp_path):
     assert v.returncode == 0, v.stderr
     assert not (out / "etc" / tag).exists()                  # nor the rootfs it ran in
     assert snapshot(*watched) == before
+
+
+def test_probes_and_services_get_the_image_env(tmp_path):
+    """--env values reach a probe and a service, as they will in the image."""
+    r = subprocess.run(CLOSURE + ["build", "/usr/bin/env", "--env", "APP_PORT=8123", "-o", str(tmp_path / "a.tar"),
+                                  "--probe", 'test "$APP_PORT" = 8123'],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(CLOSURE + ["build", "/bin/sh", "--env", "APP_PORT=8124", "-o", str(tmp_path / "b.tar"),
+                                  "--serve-cmd", 'echo "port=$APP_PORT"; exec sleep 60', "--ready", "log:^port=8124$",
+                                  "--ready-timeout", "20"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
