@@ -62,7 +62,7 @@ def trace_in_tree(tree: str, probe: str | Sequence[str], helper: str | None, *,
     shell = isinstance(probe, str)
     with prepared(sb) as (wrapper, _ctl):
         return run_probe(list(sb.argv), None, failed=failed, timeout=timeout, wrapper=wrapper,
-                         wrapper_execs=2 if shell and not keep_shell else 1)
+                         wrapper_execs=2 if shell and not keep_shell else 1, started_at=2)
 
 
 def make_helper(dest: str) -> None:

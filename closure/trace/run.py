@@ -142,7 +142,7 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
               cwd: str | None = None, wrapper: Sequence[str] = (),
               wrapper_execs: int = 1, path_map: Sequence[tuple[str, str]] = (),
               stdin=subprocess.DEVNULL, strace: str | None = None,
-              keep_log: str | None = None) -> TraceResult:
+              keep_log: str | None = None, started_at: int | None = None) -> TraceResult:
     """Run cmd under strace; return its status, output tails and accesses.
 
     wrapper: an argv prefix the command runs under (e.g. the sandbox); accesses made by
@@ -153,10 +153,12 @@ def run_probe(cmd: str | Sequence[str], root: Root | None = None, *, failed: boo
       image paths; a Root other than / adds (root.path, "/") so host paths under it map too.
     failed: also keep failed calls that said ENOENT (for what-is-missing analysis).
     keep_log: also write the raw strace log there (tests, debugging).
+    started_at: the exec depth that proves the command started (default: the command's
+      own, wrapper_execs + 1; a probe shell running only builtins execs nothing more).
     """
     with start_trace(cmd, root, failed=failed, env=env, cwd=cwd, wrapper=wrapper,
                      wrapper_execs=wrapper_execs, path_map=path_map, stdin=stdin,
-                     strace=strace) as running:
+                     strace=strace, started_at=started_at) as running:
         return running.finish(timeout, keep_log=keep_log)
 
 
@@ -165,7 +167,7 @@ def start_trace(cmd: str | Sequence[str], root: Root | None = None, *, failed: b
                 env: Mapping[str, str] | None = None, cwd: str | None = None,
                 wrapper: Sequence[str] = (), wrapper_execs: int = 1,
                 path_map: Sequence[tuple[str, str]] = (), stdin=subprocess.DEVNULL,
-                strace: str | None = None) -> Iterator["Running"]:
+                strace: str | None = None, started_at: int | None = None) -> Iterator["Running"]:
     """Start cmd under strace and hand back the Running trace (a service is talked to
     while it runs). Leaving the block kills whatever is still traced: no tracee outlives it,
     on an error, Ctrl-C or SIGTERM included."""
@@ -178,6 +180,8 @@ def start_trace(cmd: str | Sequence[str], root: Root | None = None, *, failed: b
     with tempfile.TemporaryDirectory(prefix="closure-trace-") as tmp, sigterm_raises():
         running = Running(st, argv, tmp, failed, wrapper_execs if wrapper else 0, maps,
                           os.path.abspath(cwd) if cwd else os.getcwd())
+        if started_at is not None:
+            running.started_at = started_at
         full = strace_argv(st, running.log, failed) + ["--"] + list(wrapper) + argv
         with open(running.out_path, "wb") as out, open(running.err_path, "wb") as err:
             try:
@@ -204,6 +208,7 @@ class Running:
         self.out_path, self.err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
         self.proc: subprocess.Popen | None = None
         self.t0 = time.monotonic()
+        self.started_at = depth + 1
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -247,7 +252,7 @@ class Running:
         # Execs are counted per process lineage: strace execs the wrapper (and the wrapper may
         # exec itself onwards); the command's own exec is the next one.
         depth = self.depth
-        started = any(a.kind == "exec" and a.ok and a.depth == depth + 1 for a in accesses)
+        started = any(a.kind == "exec" and a.ok and a.depth == self.started_at for a in accesses)
         if not started and not timed_out:
             from ..sandbox import setup_failure
             lines = list(messages) or stderr.strip().splitlines()[-1:] or [f"exit status {rc}"]

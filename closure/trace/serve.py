@@ -153,7 +153,8 @@ def serve_in(tree: str, argv: tuple[str, ...] | str, opts: ServeOptions, *, env:
     what = argv if shell else shlex.join(argv)
     notes: list[str] = []
     with prepared(sb) as (wrapper, ctl), \
-            start_trace(list(sb.argv), None, wrapper=wrapper, wrapper_execs=2 if shell else 1) as running:
+            start_trace(list(sb.argv), None, wrapper=wrapper, wrapper_execs=2 if shell else 1,
+                        started_at=2) as running:
         pid = _wait_pid(running, ctl, what)
         ready = opts.ready or _default_ready(opts)
         _wait_ready(running, pid, ready, opts.ready_timeout, what)
