@@ -186,6 +186,8 @@ def run_build(v: dict, *, as_json: bool = False, registry=None) -> None:
     with dest:
         closure, result, verified, pushed = _build(v, dest, targets, app_dirs, progress=not as_json,
                                                    warn=lambda w: typer.echo(f"closure: {w}", err=True))
+    for note in result.notes:
+        typer.echo(f"closure: note: {note}", err=True)
     if as_json:
         doc = result.to_json()
         doc["warnings"] = list(closure.warnings)

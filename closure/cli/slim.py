@@ -136,6 +136,8 @@ def register(app: typer.Typer) -> None:
             result.report["pushed"] = pushed.to_json()
         for w in result.closure.warnings:
             typer.echo(f"closure: warning: {w}", err=True)
+        for note in result.build.notes if result.build is not None else ():
+            typer.echo(f"closure: note: {note}", err=True)
         doc = json.dumps(result.report, indent=2, sort_keys=True) + "\n"
         if report is not None:
             write_file(report, doc.encode())

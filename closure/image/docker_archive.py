@@ -22,10 +22,12 @@ def docker_manifest(config: Descriptor, layers: Sequence[Descriptor], repo_tags:
 
 
 def write_archive(layout_dir: str, out, *, config: Descriptor, layers: Sequence[Descriptor],
-                  repo_tags: Sequence[str], mtime: int) -> None:
-    """Pack the layout dir (plus manifest.json) into the binary file `out`, sorted."""
-    with open(os.path.join(layout_dir, MANIFEST_JSON), "wb") as f:
-        f.write(docker_manifest(config, layers, repo_tags))
+                  repo_tags: Sequence[str], mtime: int, docker: bool = True) -> None:
+    """Pack the layout dir (plus manifest.json, unless docker=False: an OCI archive only)
+    into the binary file `out`, sorted."""
+    if docker:
+        with open(os.path.join(layout_dir, MANIFEST_JSON), "wb") as f:
+            f.write(docker_manifest(config, layers, repo_tags))
     root = Root(layout_dir)
     tar = TarStream(out.write, mtime)
     for dirpath, dirnames, filenames in os.walk(layout_dir):

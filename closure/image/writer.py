@@ -70,6 +70,7 @@ class BuildResult:
     manifest_digest: str | None = None
     config_digest: str | None = None
     layers: tuple = ()          # ((name, LayerDigests), ...) of every layer, bottom first
+    notes: tuple[str, ...] = () # what a user should know of the output (zstd readers)
 
     def to_json(self) -> dict:
         return {
@@ -82,6 +83,7 @@ class BuildResult:
             "compression": self.compression.kind, "level": self.compression.level,
             "layers": [{"name": n, "digest": d.digest, "diff_id": d.diff_id, "size": d.size}
                        for n, d in self.layers],
+            "notes": list(self.notes),
         }
 
 
@@ -143,13 +145,27 @@ def write_image(closure: Closure, root: Root, out_path: str, opts: ImageOptions 
             if fmt == "oci-archive":
                 with open(staged, "wb") as f:
                     write_archive(layout, f, config=oci.config, layers=list(oci.layers),
-                                  repo_tags=[oci.reference], mtime=mtime)
+                                  repo_tags=[oci.reference], mtime=mtime, docker=comp.kind != "zstd")
         atomic.publish(staged, out_path, stage)
     return BuildResult(path=os.path.abspath(out_path), format=fmt, format_inferred=opts.format is None,
                        files=plan.file_count, entries=len(plan.items), content_bytes=total,
                        layer=digests, compression=comp, reference=oci and oci.reference,
                        manifest_digest=oci and oci.manifest.digest, config_digest=oci and oci.config.digest,
-                       layers=oci.named if oci else (("all", digests),))
+                       layers=oci.named if oci else (("all", digests),),
+                       notes=_zstd_notes(fmt) if comp.kind == "zstd" else ())
+
+
+def _zstd_notes(fmt: str) -> tuple[str, ...]:
+    """Who cannot read what was written, said at build time rather than at `docker load`."""
+    if fmt == "oci-archive":
+        return ("zstd layers: the .tar is an OCI archive only, with no docker manifest.json "
+                "(docker load of Docker 20.10 fails on zstd with 'invalid tar header'); podman, "
+                "skopeo and containerd read it; umoci reads no zstd layer; --compression gzip "
+                "gives one file every consumer loads",)
+    if fmt == "oci":
+        return ("zstd layers: podman, skopeo and containerd read them; umoci and Docker 20.10 do "
+                "not (--compression gzip for those)",)
+    return ()
 
 
 @dataclass(frozen=True)
