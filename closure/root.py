@@ -179,8 +179,18 @@ class Root:
         return r is not None and stat.S_ISDIR(self.lstat(r.path).st_mode)
 
     def open(self, ipath: str):
-        """Open a resolved image path for binary reading."""
-        return open(self.host(ipath), "rb")
+        """Open a resolved image path for binary reading: a regular file only. The type is
+        checked on the open descriptor (O_NONBLOCK: opening a FIFO never waits), so a FIFO
+        or device planted where a library or config belongs is refused, not waited on."""
+        try:
+            fd = os.open(self.host(ipath), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        except PermissionError:
+            raise BadInput(f"cannot read {ipath}: permission denied") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BadInput(f"{ipath} is not a regular file (a FIFO or device cannot be analysed)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
 
     def read_bytes(self, ipath: str) -> bytes:
         with self.open(self.resolve(ipath).path) as f:

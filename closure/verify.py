@@ -95,6 +95,7 @@ def verify(image_path: str, cmd: Sequence[str] | str | None = None, *, runtime: 
         if not rootfs:
             from .image.read import open_image
             image = stack.enter_context(open_image(image_path))   # BadInput, early, for no image
+            _vet(image)
         foreign = _foreign(image, image_path, argv)
         handler = binfmt_handler(foreign.arch) if foreign else None
         reasons = []
@@ -155,6 +156,18 @@ def _find_command(root: Root, name: str, env: list | None) -> str | None:
         if candidate and root.is_file(candidate):
             return candidate
     return None
+
+
+def _vet(image) -> None:
+    """Refuse, before any runtime sees it, an image that slim would refuse (its layers read
+    by the same rules, in memory), or one with a FIFO or device outside /dev: the loader or
+    the program opening it (a FIFO at /etc/ld.so.cache) would block, and the container with it."""
+    from .audit.imagefs import ImageFS
+    fs = ImageFS.read(image)
+    for path in sorted(fs.nodes):
+        if fs.nodes[path].type == "other" and not path.startswith("/dev/"):
+            raise BadInput(f"{image.path}: {path} is not a regular file (a FIFO or device "
+                           f"node outside /dev): a program opening it would block")
 
 
 def _run(argv: Sequence[str], capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:

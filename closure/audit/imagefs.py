@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass, field
 
 from ..errors import BadInput, ClosureError
-from ..image.extract import OPAQUE, WHITEOUT, clean_name
+from ..image.extract import MAX_LINK_HOPS, OPAQUE, WHITEOUT, CappedTarInfo, Limits, check_whiteout, clean_name
 from ..image.read import SourceImage
 from ..root import walk_links
 
@@ -59,24 +59,29 @@ class LayerStats:
 class ImageFS:
     nodes: dict[str, Node] = field(default_factory=dict)
     layers: list[LayerStats] = field(default_factory=list)
-    _children: dict[str, list[str]] | None = None
+    limits: Limits = field(default_factory=Limits)
+    _kids: dict[str, set[str]] = field(default_factory=dict)   # dir -> its children's paths
+    _dirs: dict[tuple, str] = field(default_factory=dict)      # entry parents met: parts -> real dir
     _captured: int = 0
+    _entries: int = 0
 
     # -- building -------------------------------------------------------------------------
     @classmethod
-    def read(cls, image: SourceImage) -> "ImageFS":
-        fs = cls()
+    def read(cls, image: SourceImage, limits: Limits | None = None) -> "ImageFS":
+        """The image's tree, its layers applied by the rules extraction applies (the same
+        entries refused: an audit and a slim of one image agree on what is hostile)."""
+        fs = cls(limits=limits or Limits())
         fs.nodes["/"] = Node("/", "dir", 0o755)
         for layer in image.layers:
             stats = LayerStats(layer.index)
-            with image.layer(layer) as stream:
+            with image.layer(layer, max_bytes=fs.limits.max_stream_bytes) as stream:
                 fs._apply(stream, stats, f"{image.path}: {layer.label}")
             fs.layers.append(stats)
         return fs
 
     def _apply(self, stream, stats: LayerStats, label: str) -> None:
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|")
+            tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=CappedTarInfo)
         except tarfile.ReadError as e:
             if getattr(stream, "size", None) == 0:
                 return
@@ -86,16 +91,26 @@ class ImageFS:
         try:
             for m in tar:
                 stats.entries += 1
+                self._entries += 1
+                if self._entries > self.limits.max_entries:
+                    raise BadInput(f"{label}: more than {self.limits.max_entries} entries")
+                what = f"{label}: refused entry {m.name!r}"
+                if len(m.name.encode("utf-8", "surrogateescape")) > self.limits.max_name_bytes:
+                    raise BadInput(f"{what}: name too long")
                 parts = clean_name(m.name, f"{label}: entry")
                 if not parts:
                     continue
+                parent = self._parent(parts, mine, what)
                 if parts[-1].startswith(WHITEOUT):
                     stats.whiteouts += 1
-                    self._whiteout(parts, mine)
+                    self._whiteout(parent, parts, what)
+                    self._dirs.clear()
                     continue
-                parent = self.real_dir("/" + "/".join(parts[:-1]), mine)
                 path = posixpath.join(parent, parts[-1])
                 node = self._node(tar, m, path, stats.index, mine, label)
+                prev = mine.get(path) or self.nodes.get(path)
+                if node.type == "symlink" or (node.type != "dir" and prev is not None and prev.type == "dir"):
+                    self._dirs.clear()      # a path known to be a dir may now lead elsewhere
                 if node.type == "file":
                     stats.files += 1
                     stats.bytes += node.size
@@ -107,13 +122,52 @@ class ImageFS:
             tar.close()
         for node in added:
             self._put(node)
-        self._children = None
+        self._dirs.clear()
+
+    def _parent(self, parts: tuple[str, ...], mine: dict, what: str) -> str:
+        """The real directory holding parts[-1], links on the way followed as extraction
+        follows them: relative ones staying inside the root only. Missing directories are
+        taken as spelled (tar may omit parents); a file on the way is refused."""
+        key = parts[:-1]
+        k = len(key)
+        while k and key[:k] not in self._dirs:      # resume from the deepest dir known
+            k -= 1
+        cur = self._dirs.get(key[:k], "/")
+        todo = list(reversed(key[k:]))
+        hops = 0
+        while todo:
+            name = todo.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if cur == "/":
+                    raise BadInput(f"{what}: a symlink on its path climbs out of the root")
+                cur = posixpath.dirname(cur)
+                continue
+            cand = posixpath.join(cur, name)
+            node = mine.get(cand) or self.nodes.get(cand)
+            if node is not None and node.type == "symlink":
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise BadInput(f"{what}: too many symlinks on its path (a loop?)")
+                if node.target.startswith("/"):
+                    raise BadInput(f"{what}: its path goes through the symlink {cand} -> "
+                                   f"{node.target}, which leads out of the root when followed")
+                todo.extend(reversed(node.target.split("/")))
+                continue
+            if node is not None and node.type != "dir":
+                raise BadInput(f"{what}: {cand} on its path is not a directory")
+            cur = cand
+        self._dirs[key] = cur
+        return cur
 
     def _node(self, tar, m: tarfile.TarInfo, path: str, layer: int, mine: dict, label: str) -> Node:
         mode = m.mode & 0o7777
         if m.isdir():
             return Node(path, "dir", mode, layer=layer)
         if m.issym():
+            if not m.linkname or "\0" in m.linkname:
+                raise BadInput(f"{label}: refused entry {m.name!r}: symlink with an empty target")
             return Node(path, "symlink", 0o777, target=m.linkname, layer=layer)
         if m.islnk():
             tparts = clean_name(m.linkname, f"{label}: hard link {m.name!r} to")
@@ -125,6 +179,9 @@ class ImageFS:
                         content=src.content)
         if not m.isreg():
             return Node(path, "other", mode, layer=layer)
+        if m.size > self.limits.max_file_bytes:
+            raise BadInput(f"{label}: refused entry {m.name!r}: {m.size} bytes, more than the "
+                           f"{self.limits.max_file_bytes}-byte cap")
         f = tar.extractfile(m)
         h256, h1 = hashlib.sha256(), hashlib.sha1()
         keep = (m.size <= MAX_CAPTURE_FILE and self._captured + m.size <= MAX_CAPTURE_TOTAL
@@ -149,42 +206,49 @@ class ImageFS:
 
     def _drop(self, path: str, below_only: bool = False) -> None:
         """Remove path (unless below_only) and everything below it, counting the bytes of
-        lower layers' files this hides."""
-        have = self.nodes.get(path)
-        victims = [] if below_only or have is None else [path]
-        if have is not None and have.type == "dir":
-            prefix = path.rstrip("/") + "/"
-            victims += [p for p in self.nodes if p.startswith(prefix)]
-        for p in victims:
+        lower layers' files this hides. Walks the subtree only (40000 opaque markers must
+        not each scan the whole tree)."""
+        if path not in self.nodes:
+            return
+        stack = list(self._kids.pop(path, ())) if below_only else [path]
+        if not below_only and path != "/":
+            self._kids.get(posixpath.dirname(path), set()).discard(path)
+        while stack:
+            p = stack.pop()
             if p == "/":
                 continue
-            node = self.nodes.pop(p)
-            if node.type == "file" and node.layer < len(self.layers):
+            node = self.nodes.pop(p, None)
+            stack.extend(self._kids.pop(p, ()))
+            if node is not None and node.type == "file" and node.layer < len(self.layers):
                 self.layers[node.layer].hidden_bytes += node.size
 
-    def _whiteout(self, parts: tuple[str, ...], mine: dict) -> None:
-        parent = self.real_dir("/" + "/".join(parts[:-1]), mine)
+    def _whiteout(self, parent: str, parts: tuple[str, ...], what: str) -> None:
         if parts[-1] == OPAQUE:
             self._drop(parent, below_only=True)
             return
-        victim = parts[-1][len(WHITEOUT):]
-        if victim.startswith(WHITEOUT) or victim in ("", ".", ".."):
-            return      # aufs metadata (.wh..wh.plnk), not content
-        self._drop(posixpath.join(parent, victim))
+        victim = check_whiteout(parts, what)
+        if victim is not None:
+            self._drop(posixpath.join(parent, victim))
 
     def _put(self, node: Node) -> None:
         have = self.nodes.get(node.path)
         if have is not None and not (have.type == "dir" and node.type == "dir"):
             self._drop(node.path)
-        parent = posixpath.dirname(node.path)
-        while parent not in self.nodes:     # tar may omit parents
-            self.nodes[parent] = Node(parent, "dir", 0o755, layer=node.layer)
-            parent = posixpath.dirname(parent)
+        child = node.path
+        parent = posixpath.dirname(child)
         self.nodes[node.path] = node
+        while True:     # tar may omit parents
+            self._kids.setdefault(parent, set()).add(child)
+            if parent in self.nodes:
+                break
+            self.nodes[parent] = Node(parent, "dir", 0o755, layer=node.layer)
+            child, parent = parent, posixpath.dirname(parent)
 
     # -- reading (the FileTree protocol) -------------------------------------------------------
     def resolve(self, path: str, mine: dict | None = None, follow_last: bool = True) -> str | None:
         """The real path of path, symlinks followed inside the image; None if it is absent."""
+        if mine is None and path in self.nodes and (not follow_last or self.nodes[path].type != "symlink"):
+            return path     # every key of nodes is a real path: no link above it
         def lookup(p: str):
             node = (mine or {}).get(p) or self.nodes.get(p)
             return (None, None) if node is None else (node.type, node.target)
@@ -195,13 +259,15 @@ class ImageFS:
 
     def real_dir(self, path: str, mine: dict | None = None) -> str:
         """path with its directory links resolved; missing parts appended lexically."""
-        real = self.resolve(path, mine)
-        if real is not None:
-            return real
-        head, name = posixpath.split(path.rstrip("/") or "/")
-        if not name:
-            return "/"
-        return posixpath.join(self.real_dir(head, mine), name)
+        tail: list[str] = []      # a loop, not recursion: paths may be 2000 levels deep
+        while True:
+            real = self.resolve(path, mine)
+            if real is not None:
+                return posixpath.join(real, *reversed(tail))
+            path, name = posixpath.split(path.rstrip("/") or "/")
+            if not name:
+                return posixpath.join("/", *reversed(tail))
+            tail.append(name)
 
     def node(self, path: str) -> Node | None:
         real = self.resolve(path)
@@ -215,10 +281,4 @@ class ImageFS:
         real = self.resolve(ipath)
         if real is None:
             return []
-        if self._children is None:
-            kids: dict[str, list[str]] = {}
-            for p in self.nodes:
-                if p != "/":
-                    kids.setdefault(posixpath.dirname(p), []).append(posixpath.basename(p))
-            self._children = {d: sorted(v) for d, v in kids.items()}
-        return list(self._children.get(real, ()))
+        return sorted(posixpath.basename(p) for p in self._kids.get(real, ()))

@@ -288,4 +288,20 @@ def check_format(fmt: str) -> None:
 def render(inv: Inventory, fmt: str) -> bytes:
     check_format(fmt)
     doc = spdx(inv) if fmt == "spdx-json" else cyclonedx(inv)
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A file name that is not UTF-8 (its bytes kept as surrogates): JSON must be
+        # UTF-8, so each such byte is written as the text \xNN.
+        return json.dumps(_printable(doc), indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def _printable(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    return value

@@ -78,6 +78,9 @@ app.info.epilog = _unwrapped_examples(app.info.epilog)
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="closure: %(levelname)s: %(message)s")
+    if hasattr(sys.stdout, "reconfigure"):
+        # A file name that is not UTF-8 prints as its own bytes (as ls and find print it).
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         rc = app(standalone_mode=False)
         if rc == 130:  # typer turns Ctrl-C inside a command into a silent 130

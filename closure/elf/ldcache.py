@@ -7,6 +7,7 @@ import posixpath
 import struct
 from dataclasses import dataclass
 
+from ..errors import BadInput
 from ..root import Root
 
 CACHE_MAGIC_NEW = b"glibc-ld.so.cache1.1"
@@ -83,7 +84,7 @@ def _hwcap_strings(data: bytes, ext_off: int) -> tuple[str, ...]:
 def parse_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _seen=None) -> tuple[str, ...]:
     """Directories listed in ld.so.conf, following `include` globs (sorted, as ldconfig does)."""
     seen = set() if _seen is None else _seen
-    if path in seen or not root.is_file(path):
+    if path in seen or not _is_file(root, path):
         return ()
     seen.add(path)
     dirs: list[str] = []
@@ -109,6 +110,14 @@ def parse_ld_so_conf(root: Root, path: str = "/etc/ld.so.conf", _seen=None) -> t
     return tuple(dict.fromkeys(dirs))
 
 
+def _is_file(root: Root, path: str) -> bool:
+    """True for a regular file, False when absent or a directory; BadInput for a FIFO or
+    device, on which the real loader (and ldconfig) would block forever."""
+    if root.is_file(path) or not root.exists(path) or root.is_dir(path):
+        return root.is_file(path)
+    raise BadInput(f"{path} is not a regular file (a FIFO or device): the loader would block reading it")
+
+
 class LdCache:
     """Name -> path lookups the way ld.so consults its cache, for one root and arch."""
 
@@ -120,7 +129,7 @@ class LdCache:
     def _load(self) -> dict[str, list[CacheEntry]]:
         if self._by_name is None:
             entries: tuple[CacheEntry, ...] = ()
-            if self.root.is_file("/etc/ld.so.cache"):
+            if _is_file(self.root, "/etc/ld.so.cache"):
                 try:
                     entries = parse_cache(self.root.read_bytes("/etc/ld.so.cache"))
                 except (struct.error, ValueError):

@@ -22,9 +22,7 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -53,6 +51,11 @@ class Limits:
     max_entries: int = 4_000_000
     max_name_bytes: int = 4096
 
+    @property
+    def max_stream_bytes(self) -> int:
+        """A layer's uncompressed tar: file data plus headers and padding per entry."""
+        return self.max_total_bytes + self.max_entries * 3 * tarfile.BLOCKSIZE
+
 
 @dataclass
 class ExtractStats:
@@ -80,10 +83,26 @@ def clean_name(name: str, what: str = "entry") -> tuple[str, ...]:
         raise BadInput(f"{what} {name!r}: NUL byte in the name")
     if name.startswith("/"):
         raise BadInput(f"{what} {name!r}: absolute name")
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    parts = tuple(name.split("/"))
+    if "" in parts or "." in parts:     # tested first: names 1500 levels deep are cheap
+        parts = tuple(p for p in parts if p not in ("", "."))
     if ".." in parts:
         raise BadInput(f"{what} {name!r}: '..' in the name leads out of the root")
+    if WHITEOUT in name and any(p.startswith(WHITEOUT) for p in parts[:-1]):
+        raise BadInput(f"{what} {name!r}: a whiteout name used as a directory")
     return parts
+
+
+def check_whiteout(parts: tuple[str, ...], what: str) -> str | None:
+    """The name a whiteout entry hides (None: the opaque marker, or other aufs metadata
+    that hides nothing); BadInput for one that names nothing or climbs ('.wh..')."""
+    base = parts[-1]
+    if base == OPAQUE or base.startswith(WHITEOUT + WHITEOUT):
+        return None
+    victim = base[len(WHITEOUT):]
+    if victim in ("", ".", ".."):
+        raise BadInput(f"{what}: whiteout of nothing")
+    return victim
 
 
 def _show(parts) -> str:
@@ -101,6 +120,8 @@ class _Tree:
         # lookups hit. Any removal of a directory or link forgets them all (a cached path
         # could now lead elsewhere); an fd still in use is closed when its user is done.
         self._cache: dict[tuple[str, ...], int] = {}
+        self._real: dict[tuple[str, ...], tuple[str, ...]] = {}   # cached fds' real paths
+        self.last_real: tuple[str, ...] = ()
         self._in_use: dict[int, int] = {}
         self.made: dict = {}      # (st_dev, st_ino) -> owner of directories made implicitly
 
@@ -113,6 +134,7 @@ class _Tree:
             if not self._in_use.get(fd):
                 os.close(fd)
         self._cache.clear()
+        self._real.clear()
 
     def remove(self, name: str, dirfd: int) -> None:
         """Remove name (a directory with everything in it) without following any link."""
@@ -121,18 +143,22 @@ class _Tree:
             return
         if stat.S_ISDIR(st.st_mode):
             self.forget()
-            shutil.rmtree(name, dir_fd=dirfd)
+            remove_tree(name, dirfd)
         else:
             if stat.S_ISLNK(st.st_mode):
                 self.forget()
             os.unlink(name, dir_fd=dirfd)
 
-    def walk(self, parts: tuple[str, ...], entry: str, create: bool) -> int | None:
+    def walk(self, parts: tuple[str, ...], entry: str, create: bool, start=None) -> int | None:
         """An fd of the directory at parts (caller closes it). Missing directories are
-        made when `create`, else None is returned. Links on the way: see the module doc."""
-        stack = [os.dup(self.fd)]
-        names: list[str] = []      # the real path so far, for messages
-        todo = list(reversed(parts))
+        made when `create`, else None is returned. Links on the way: see the module doc.
+        `start` = (fd, its real names, how many of parts it stands for) resumes from a
+        directory already found. One fd is held at a time (paths may be 2000 levels deep);
+        '..' from a link reopens its real parent from the root."""
+        if start is not None:
+            cur, names, todo = os.dup(start[0]), list(start[1]), list(reversed(parts[start[2]:]))
+        else:
+            cur, names, todo = os.dup(self.fd), [], list(reversed(parts))
         hops = 0
         try:
             while todo:
@@ -140,12 +166,13 @@ class _Tree:
                 if name in ("", "."):
                     continue
                 if name == "..":
-                    if len(stack) == 1:
+                    if not names:
                         raise BadInput(f"{entry}: a symlink on its path climbs out of the root")
-                    os.close(stack.pop())
                     names.pop()
+                    up = self._reopen(names)
+                    os.close(cur)
+                    cur = up
                     continue
-                cur = stack[-1]
                 try:
                     st = os.stat(name, dir_fd=cur, follow_symlinks=False)
                 except FileNotFoundError:
@@ -170,12 +197,25 @@ class _Tree:
                     if not create:
                         return None
                     raise BadInput(f"{entry}: {_show(tuple(names) + (name,))} on its path is not a directory")
-                stack.append(os.open(name, _DIR_FLAGS, dir_fd=cur))
+                down = os.open(name, _DIR_FLAGS, dir_fd=cur)
+                os.close(cur)
+                cur = down
                 names.append(name)
-            return stack.pop()
+            self.last_real = tuple(names)
+            found, cur = cur, -1
+            return found
         finally:
-            for fd in stack:
-                os.close(fd)
+            if cur >= 0:
+                os.close(cur)
+
+    def _reopen(self, names: list[str]) -> int:
+        """An fd of the real directory path `names` (no links on it), walked from the root."""
+        fd = os.dup(self.fd)
+        for n in names:
+            down = os.open(n, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = down
+        return fd
 
     @contextlib.contextmanager
     def parent(self, parts: tuple[str, ...], entry: str, create: bool = True) -> Iterator[int | None]:
@@ -184,13 +224,18 @@ class _Tree:
         key = parts[:-1]
         fd = self._cache.get(key)
         if fd is None:
-            fd = self.walk(key, entry, create)
+            # Resume from the parent's parent when known: a chain 1500 levels deep is then
+            # one step per entry, not a walk from the root.
+            up = self._cache.get(key[:-1]) if key else None
+            start = (up, self._real[key[:-1]], len(key) - 1) if up is not None else None
+            fd = self.walk(key, entry, create, start)
             if fd is None:
                 yield None
                 return
             if len(self._cache) >= FD_CACHE:
                 self.forget()
             self._cache[key] = fd
+            self._real[key] = self.last_real
         self._in_use[fd] = self._in_use.get(fd, 0) + 1
         try:
             yield fd
@@ -209,7 +254,7 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
-class _CappedTarInfo(tarfile.TarInfo):
+class CappedTarInfo(tarfile.TarInfo):
     """tarfile reads a PAX header or a GNU long name into memory whole: cap them, so a
     header claiming gigabytes is refused instead of allocated."""
 
@@ -245,7 +290,7 @@ class _LayerApplier:
     def apply(self, stream) -> None:
         try:
             try:
-                tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=_CappedTarInfo)
+                tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=CappedTarInfo)
             except tarfile.ReadError as e:
                 if getattr(stream, "size", None) == 0:
                     return      # an empty blob: an empty layer
@@ -295,7 +340,14 @@ class _LayerApplier:
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
                 raise
             raise self.bad(m, e.strerror or str(e)) from None
-        for i in range(1, len(parts) + 1):
+        self.mark_written(parts)
+
+    def mark_written(self, parts: tuple[str, ...]) -> None:
+        """parts and its parents are this layer's: longest first, stopping at one already
+        marked (its parents are too), so a chain 1500 levels deep stays linear."""
+        for i in range(len(parts), 0, -1):
+            if parts[:i] in self.written:
+                break
             self.written.add(parts[:i])
 
     def own(self, pfd: int, name: str, m: tarfile.TarInfo) -> None:
@@ -363,8 +415,9 @@ class _LayerApplier:
             st = _lstat(target[-1], tfd) if tfd is not None else None
             if st is None:
                 raise self.bad(m, f"hard link to {m.linkname!r}, which is not in the image (yet)")
-            if stat.S_ISDIR(st.st_mode):
-                raise self.bad(m, f"hard link to the directory {m.linkname!r}")
+            if not stat.S_ISREG(st.st_mode):
+                # a link to a directory loops; to a symlink or device it is no file
+                raise self.bad(m, f"hard link to {m.linkname!r}, which is not a regular file")
             with self.tree.parent(parts, self.where(m)) as pfd:
                 self.replace(pfd, parts[-1], False)
                 os.link(target[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
@@ -385,16 +438,13 @@ class _LayerApplier:
 
     # -- whiteouts ------------------------------------------------------------------------
     def whiteout(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
-        base = parts[-1]
         self.stats.whiteouts += 1
-        if base == OPAQUE:
+        if parts[-1] == OPAQUE:
             self.opaque(m, parts[:-1])
             return
-        if base.startswith(WHITEOUT + WHITEOUT):
+        victim = check_whiteout(parts, self.where(m))
+        if victim is None:
             return                      # other aufs metadata (.wh..wh.plnk): not content
-        victim = base[len(WHITEOUT):]
-        if victim in ("", ".", ".."):
-            raise self.bad(m, "whiteout of nothing")
         hidden = parts[:-1] + (victim,)
         if hidden in self.written:
             return                      # a whiteout hides lower layers only
@@ -409,8 +459,7 @@ class _LayerApplier:
             self._hide_lower(fd, dir_parts)
         finally:
             os.close(fd)
-        for i in range(1, len(dir_parts) + 1):
-            self.written.add(dir_parts[:i])
+        self.mark_written(dir_parts)
 
     def _hide_lower(self, dfd: int, dir_parts: tuple[str, ...]) -> None:
         for name in sorted(os.listdir(dfd)):
@@ -435,9 +484,7 @@ def extract(image: SourceImage, dest: str, *, keep_devices: bool = False,
     tree.made = stats.owners
     try:
         for layer in image.layers:
-            # The tar stream: file data plus headers and padding (metadata is capped below).
-            cap = limits.max_total_bytes + limits.max_entries * 3 * tarfile.BLOCKSIZE
-            with image.layer(layer, max_bytes=cap) as stream:
+            with image.layer(layer, max_bytes=limits.max_stream_bytes) as stream:
                 _LayerApplier(tree, layer, limits, keep_devices, stats).apply(stream)
             stats.layers += 1
         _apply_dir_modes(tree)
@@ -447,26 +494,40 @@ def extract(image: SourceImage, dest: str, *, keep_devices: bool = False,
 
 
 def _apply_dir_modes(tree: _Tree) -> None:
-    """Directory modes last (made 0700 while filling), deepest first. A directory that a
-    later layer removed or replaced by a link is skipped, never followed."""
-    for parts in sorted(tree.dir_modes, key=len, reverse=True):
-        try:
-            pfd = tree.walk(parts[:-1], _show(parts), create=False)
-        except BadInput:
-            continue
-        if pfd is None:
-            continue
-        try:
-            st = _lstat(parts[-1], pfd)
-            if st is None or not stat.S_ISDIR(st.st_mode):
+    """Directory modes last (made 0700 while filling), each set as the walk leaves it, so
+    children get theirs before a parent's 0555 or 0000 shuts them. One walk of the tree
+    as it now is (a directory a later layer removed or replaced by a link is not met),
+    one fd at a time, links never followed."""
+    cur = os.dup(tree.fd)
+    path: list[str] = []
+    todo = [_subdirs(cur)]      # per level: the subdirectories still to visit
+    try:
+        while True:
+            if todo[-1]:
+                name = todo[-1].pop()
+                down = os.open(name, _DIR_FLAGS, dir_fd=cur)
+                os.close(cur)
+                cur = down
+                path.append(name)
+                todo.append(_subdirs(cur))
                 continue
-            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=pfd)
-            try:
-                os.fchmod(fd, tree.dir_modes[parts])
-            finally:
-                os.close(fd)
-        finally:
-            os.close(pfd)
+            todo.pop()
+            if not path:
+                break
+            up = os.open("..", _DIR_FLAGS, dir_fd=cur)
+            mode = tree.dir_modes.get(tuple(path))
+            if mode is not None:
+                os.fchmod(cur, mode)
+            os.close(cur)
+            cur = up
+            path.pop()
+    finally:
+        os.close(cur)
+
+
+def _subdirs(dfd: int) -> list[str]:
+    with os.scandir(dfd) as it:
+        return sorted((e.name for e in it if e.is_dir(follow_symlinks=False)), reverse=True)
 
 
 @contextlib.contextmanager
@@ -486,21 +547,54 @@ def unpacked(image: SourceImage, *, tmpdir: str | None = None, keep_devices: boo
 
 
 def _rmtree(path: str) -> None:
-    def fix(func, p, exc):
-        # A directory whose final mode lacks u+w (0555, 0000) cannot be emptied by a
-        # non-root user until it is writable again; links are never followed here.
-        if isinstance(exc, PermissionError):
-            parent = os.path.dirname(p)
-            try:
-                if not os.path.islink(parent):
-                    os.chmod(parent, 0o700)
-                func(p)
-                return
-            except OSError:
-                pass
-        log.warning("could not remove %s: %s", p, exc)
+    try:
+        remove_tree(path)
+    except OSError as e:
+        log.warning("could not remove %s: %s", path, e)
 
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=fix)
-    else:
-        shutil.rmtree(path, onerror=lambda func, p, info: fix(func, p, info[1]))
+
+def remove_tree(name: str, dir_fd: int | None = None) -> None:
+    """Remove the directory name (relative to dir_fd) and all in it, however deep: no
+    recursion and one directory fd open at a time (an image may nest 2000 levels, past
+    Python's stack and the fd limit), whatever the modes (each directory is made 0700
+    first). Links are never followed: directories are opened with O_NOFOLLOW and left
+    through their real '..'."""
+    cur = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    stack: list[tuple[str, list[str]]] = []      # (a directory's name, its subdirs left)
+    try:
+        stack.append(("", _clear_files(cur)))
+        while True:
+            here, subdirs = stack[-1]
+            if subdirs:
+                sub = subdirs.pop()
+                os.chmod(sub, 0o700, dir_fd=cur)
+                child = os.open(sub, _DIR_FLAGS, dir_fd=cur)
+                os.close(cur)
+                cur = child
+                stack.append((sub, _clear_files(cur)))
+                continue
+            if len(stack) == 1:
+                break
+            stack.pop()
+            parent = os.open("..", _DIR_FLAGS, dir_fd=cur)
+            os.close(cur)
+            cur = parent
+            os.rmdir(here, dir_fd=cur)
+    finally:
+        os.close(cur)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _clear_files(dfd: int) -> list[str]:
+    """Unlink everything in the directory but its subdirectories; return their names."""
+    if os.fstat(dfd).st_mode & 0o700 != 0o700:
+        os.chmod(dfd, 0o700)
+    with os.scandir(dfd) as it:
+        entries = list(it)
+    subdirs = []
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            subdirs.append(e.name)
+        else:
+            os.unlink(e.name, dir_fd=dfd)
+    return subdirs

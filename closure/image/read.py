@@ -40,6 +40,11 @@ INDEX_TYPES = frozenset({MT_INDEX, MT_DOCKER_LIST})
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 HEX = re.compile(r"[0-9a-f]{64}")
 MAX_JSON = 16 << 20          # manifests and configs are kilobytes; refuse to buffer more
+# A layer may unpack to BOMB_RATIO times its blob's size, and to BOMB_FLOOR bytes whatever
+# its size: beyond that it is a decompression bomb (zstd reaches 30000:1 on zeros; real
+# layers rarely pass 20:1).
+BOMB_RATIO = 256
+BOMB_FLOOR = 64 << 20
 MAX_MEMBER_LINKS = 16        # link hops between members of an image tar
 READ = 1 << 20
 
@@ -61,6 +66,7 @@ class Store:
         self._tar: tarfile.TarFile | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
         if os.path.isdir(path):
+            self._real = os.path.realpath(path)
             return
         if not os.path.isfile(path):
             raise BadInput(f"no such image: {path}")
@@ -115,7 +121,13 @@ class Store:
                 st = os.stat(host)
             except OSError:
                 return None
-            return st.st_size if stat.S_ISREG(st.st_mode) else None
+            if not stat.S_ISREG(st.st_mode):
+                # a FIFO would block the reader forever; a directory is no file either
+                raise BadInput(f"{self.path}: {rel} is not a regular file")
+            real = os.path.realpath(host)
+            if not real.startswith(self._real + "/"):
+                raise BadInput(f"{self.path}: {rel} is a link that leads outside the image")
+            return st.st_size
         m = self._member(rel)
         return None if m is None else m.size
 
@@ -157,11 +169,18 @@ def _clean_rel(name: str) -> str:
     return "/".join(parts)
 
 
-def _json(data: bytes, what: str):
+def _json(data: bytes, what: str, want: type | None = None):
+    """The JSON document in data; BadInput naming `what` when it is not JSON (a nesting
+    bomb included) or, given `want`, not of that type."""
     try:
-        return json.loads(data)
+        doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(f"{what} is not JSON ({e})") from None
+    except RecursionError:
+        raise BadInput(f"{what} is not JSON: nested too deeply") from None
+    if want is not None and not isinstance(doc, want):
+        raise BadInput(f"{what} is not a JSON {'object' if want is dict else 'list'}")
+    return doc
 
 
 def _sha256(data: bytes) -> str:
@@ -231,7 +250,9 @@ class SourceImage:
             declared = declared_compression(layer.media_type)
             if declared not in (None, kind):
                 log.info("%s: %s: media type says %s, the bytes are %s", self.path, layer.label, declared, kind)
-            tar = HashingReader(decompressor(kind, buffered), f"{self.path}: {layer.label}", limit=max_bytes)
+            bomb = max(BOMB_FLOOR, BOMB_RATIO * have) if kind != "none" else None
+            limit = min(x for x in (max_bytes, bomb, 1 << 62) if x is not None)
+            tar = HashingReader(decompressor(kind, buffered), f"{self.path}: {layer.label}", limit=limit)
             yield tar
             tar.drain()
             blob.drain()
@@ -274,8 +295,8 @@ class HashingReader(io.RawIOBase):
         except (zlib.error, gzip.BadGzipFile, EOFError, lzma.LZMAError, OSError, ValueError) as e:
             raise BadInput(f"{self._what}: corrupt compressed data ({e})") from None
         except Exception as e:
-            if type(e).__name__ == "ZstdError":
-                raise BadInput(f"{self._what}: corrupt zstd data ({e})") from None
+            if type(e).__name__ in ("ZstdError", "IsalError"):    # the codecs' own error types
+                raise BadInput(f"{self._what}: corrupt compressed data ({e})") from None
             raise
         self._sha.update(data)
         self.size += len(data)
@@ -389,7 +410,10 @@ def _pick(path: str, candidates: list[tuple[tuple[str, ...], object]], ref: str 
 
 def _oci_names(desc: dict) -> tuple[str, ...]:
     ann = desc.get("annotations") or {}
+    if not isinstance(ann, dict):
+        raise BadInput(f"index.json: annotations of {desc.get('digest')!r} are not an object")
     ref_name, full = ann.get(ANN_REF_NAME), ann.get(ANN_CONTAINERD_NAME)
+    ref_name, full = (v if isinstance(v, str) else None for v in (ref_name, full))
     names = []
     if full:
         names.append(full)
@@ -412,12 +436,15 @@ def _verified_json(store: Store, desc: dict, what: str):
     if not isinstance(desc, dict):
         raise BadInput(f"{store.path}: {what}: descriptor is not an object")
     rel = _blob_rel(desc.get("digest"))
+    size = desc.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+        raise BadInput(f"{store.path}: {what} {desc['digest']}: size is not a number")
     data = store.read(rel)
-    if desc.get("size") is not None and len(data) != desc["size"]:
-        raise BadInput(f"{store.path}: {what} {desc['digest']}: {len(data)} bytes, descriptor says {desc['size']}")
+    if size is not None and len(data) != size:
+        raise BadInput(f"{store.path}: {what} {desc['digest']}: {len(data)} bytes, descriptor says {size}")
     if _sha256(data) != desc["digest"]:
         raise BadInput(f"{store.path}: {what} {desc['digest']}: content does not match its digest")
-    return _json(data, f"{store.path}: {what} {desc['digest']}")
+    return _json(data, f"{store.path}: {what} {desc['digest']}", dict)
 
 
 def _read_oci(store: Store, ref: str | None, arch: str) -> SourceImage:
@@ -425,7 +452,9 @@ def _read_oci(store: Store, ref: str | None, arch: str) -> SourceImage:
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
         raise BadInput(f"{store.path}: index.json has no manifests list")
-    candidates = [(_oci_names(d), d) for d in manifests if isinstance(d, dict)]
+    if any(not isinstance(d, dict) for d in manifests):
+        raise BadInput(f"{store.path}: index.json: a manifests entry is not a descriptor object")
+    candidates = [(_oci_names(d), d) for d in manifests]
     names, desc, chosen = _pick(store.path, candidates, ref)
     depth = 0
     while desc.get("mediaType") in INDEX_TYPES:        # multi-platform: take our platform
@@ -433,19 +462,22 @@ def _read_oci(store: Store, ref: str | None, arch: str) -> SourceImage:
         if depth > 4:
             raise BadInput(f"{store.path}: indexes nested too deeply")
         nested = _verified_json(store, desc, "index")
-        desc = _platform_pick(store.path, nested.get("manifests") or [], arch)
+        nested_list = nested.get("manifests") or []
+        if not isinstance(nested_list, list):
+            raise BadInput(f"{store.path}: index {desc['digest']}: manifests is not a list")
+        desc = _platform_pick(store.path, nested_list, arch)
     if desc.get("mediaType") not in MANIFEST_TYPES:
-        raise BadInput(f"{store.path}: unsupported manifest media type {desc.get('mediaType')!r}")
+        raise BadInput(f"{store.path}: unsupported manifest media type {desc.get('mediaType')!r:.80}")
     manifest = _verified_json(store, desc, "manifest")
     config_desc = manifest.get("config")
-    config = _verified_json(store, config_desc, "config")
+    config = _checked_config(store.path, _verified_json(store, config_desc, "config"))
     diff_ids = _diff_ids(store.path, config)
     layer_descs = manifest.get("layers")
     if not isinstance(layer_descs, list) or (diff_ids is not None and len(diff_ids) != len(layer_descs)):
         raise BadInput(f"{store.path}: manifest layers do not match the config's diff_ids")
     layers = []
     for i, d in enumerate(layer_descs):
-        if not isinstance(d, dict) or not isinstance(d.get("size"), int):
+        if not isinstance(d, dict) or not isinstance(d.get("size"), int) or isinstance(d["size"], bool):
             raise BadInput(f"{store.path}: manifest layer {i + 1} is not a descriptor")
         layers.append(Layer(i, _blob_rel(d.get("digest")), str(d.get("mediaType", "")), d["digest"],
                             d["size"], diff_ids[i] if diff_ids else None))
@@ -456,8 +488,11 @@ def _read_oci(store: Store, ref: str | None, arch: str) -> SourceImage:
 
 
 def _platform_pick(path: str, manifests: list, arch: str) -> dict:
-    ours = [d for d in manifests if isinstance(d, dict)
-            and (d.get("platform") or {}).get("architecture") == arch
+    for d in manifests:
+        if not isinstance(d, dict) or not isinstance(d.get("platform") or {}, dict):
+            raise BadInput(f"{path}: an index entry or its platform is not an object")
+    ours = [d for d in manifests
+            if (d.get("platform") or {}).get("architecture") == arch
             and (d.get("platform") or {}).get("os", "linux") == "linux"]
     if len(ours) == 1 or (ours and len(manifests) == 1):
         return ours[0]
@@ -466,6 +501,22 @@ def _platform_pick(path: str, manifests: list, arch: str) -> dict:
     if not ours:
         raise BadInput(f"{path}: no linux/{arch} image in its index")
     return ours[0]   # variants of one arch (v7, v8): the first, as registries order them
+
+
+def _checked_config(path: str, config) -> dict:
+    """The image config, its fields of the types the image spec gives them (BadInput
+    otherwise), so no reader downstream meets a list where an object belongs."""
+    from .config import check_run_config
+    if not isinstance(config, dict):
+        raise BadInput(f"{path}: the image config is not a JSON object")
+    for key, want in (("architecture", str), ("os", str), ("variant", str), ("created", str),
+                      ("author", str), ("history", list), ("rootfs", dict)):
+        if config.get(key) is not None and not isinstance(config[key], want):
+            raise BadInput(f"{path}: the image config's {key} is not a {want.__name__}")
+    if any(not isinstance(h, dict) for h in config.get("history") or ()):
+        raise BadInput(f"{path}: the image config's history holds a non-object")
+    check_run_config(config.get("config") or {}, path)
+    return config
 
 
 def _diff_ids(path: str, config) -> list[str] | None:
@@ -498,7 +549,11 @@ def _read_docker_archive(store: Store, doc, ref: str | None) -> SourceImage:
         if not isinstance(item, dict) or not isinstance(item.get("Config"), str) \
                 or not isinstance(item.get("Layers"), list):
             raise BadInput(f"{store.path}: manifest.json[{i}] needs Config and Layers")
-        names = tuple(t for t in item.get("RepoTags") or () if isinstance(t, str))
+        tags = item.get("RepoTags") or []
+        if not isinstance(tags, list) or any(not isinstance(t, str) for t in tags) \
+                or any(not isinstance(rel, str) for rel in item["Layers"]):
+            raise BadInput(f"{store.path}: manifest.json[{i}]: RepoTags and Layers must be lists of strings")
+        names = tuple(tags)
         if not names and item["Layers"]:
             # Untagged in manifest.json: names from `repositories` whose top layer is ours.
             top = item["Layers"][-1]
@@ -511,7 +566,7 @@ def _read_docker_archive(store: Store, doc, ref: str | None) -> SourceImage:
     named = _named_digest(item["Config"])
     if named is not None and named != config_digest:
         raise BadInput(f"{store.path}: {item['Config']}: content does not match its name")
-    config = _json(data, f"{store.path}: {item['Config']}")
+    config = _checked_config(store.path, _json(data, f"{store.path}: {item['Config']}"))
     diff_ids = _diff_ids(store.path, config)
     if diff_ids is not None and len(diff_ids) != len(item["Layers"]):
         raise BadInput(f"{store.path}: {len(item['Layers'])} layers but {len(diff_ids)} diff_ids in the config")
@@ -556,7 +611,7 @@ def _read_legacy(store: Store, ref: str | None) -> SourceImage:
         if layer_id is not None and (not isinstance(layer_id, str) or not HEX.fullmatch(layer_id)):
             raise BadInput(f"{store.path}: bad parent id in {chain[-1]}/json")
     data = store.read(f"{top}/json")
-    config = _json(data, f"{store.path}: {top}/json")
+    config = _checked_config(store.path, _json(data, f"{store.path}: {top}/json"))
     layers = tuple(Layer(i, f"{lid}/layer.tar", "") for i, lid in enumerate(reversed(chain)))
     return SourceImage(
         path=store.path, format="docker-archive", reference=chosen, names=names,
@@ -568,21 +623,26 @@ def _read_docker_dir(store: Store, manifest: dict) -> SourceImage:
     """`podman save --format docker-dir`: a registry manifest with blobs named by hex."""
     if manifest.get("schemaVersion") != 2 or not isinstance(manifest.get("config"), dict):
         raise BadInput(f"{store.path}: manifest.json is not a schema 2 image manifest")
-    data = store.read(manifest["config"].get("digest", "").split(":", 1)[-1])
+    data = store.read(_blob_rel(manifest["config"].get("digest")).rsplit("/", 1)[1])
     config_digest = _sha256(data)
     if config_digest != manifest["config"].get("digest"):
         raise BadInput(f"{store.path}: config content does not match its digest")
-    config = _json(data, f"{store.path}: config")
+    config = _checked_config(store.path, _json(data, f"{store.path}: config"))
     diff_ids = _diff_ids(store.path, config)
     descs = manifest.get("layers") or []
+    if not isinstance(descs, list):
+        raise BadInput(f"{store.path}: manifest.json: layers is not a list")
     if diff_ids is not None and len(diff_ids) != len(descs):
         raise BadInput(f"{store.path}: manifest layers do not match the config's diff_ids")
     layers = []
     for i, d in enumerate(descs):
         digest = d.get("digest") if isinstance(d, dict) else None
         _blob_rel(digest)
+        size = d.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+            raise BadInput(f"{store.path}: manifest.json: layer {i + 1}'s size is not a number")
         layers.append(Layer(i, digest.split(":", 1)[1], str(d.get("mediaType", "")), digest,
-                            d.get("size"), diff_ids[i] if diff_ids else None))
+                            size, diff_ids[i] if diff_ids else None))
     raw = store.read("manifest.json")
     return SourceImage(
         path=store.path, format="docker-dir", reference=None, names=(),
