@@ -14,6 +14,8 @@ import tomllib
 
 from .errors import BadInput, read_input
 
+MAX_SPEC = 1 << 20     # a spec is a screenful of options; tomllib is pure Python (~1 MB/s)
+
 # key -> kind. strlist accepts one string too; argv accepts a list or a shell-style string;
 # kv accepts a table {K = "V"} or a list of "K=V".
 KEYS: dict[str, str] = {
@@ -41,11 +43,13 @@ SMOKE_KEYS = {"argv": str, "stdin": str, "env": str, "net": str, "rc": int, "exp
 
 def load_spec(path: str) -> dict:
     """Read a spec; returns {option_name_with_underscores: value} for the keys it sets."""
-    data = read_input(path, f"spec file {path}")
+    data = read_input(path, f"spec file {path}", MAX_SPEC)
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not valid TOML: not UTF-8 text") from None
     return values(doc, path, os.path.dirname(os.path.abspath(path)))

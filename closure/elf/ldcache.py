@@ -16,6 +16,7 @@ FLAG_TYPE_MASK = 0x00FF
 FLAG_ELF_LIBC6 = 0x0003
 FLAG_REQUIRED_MASK = 0xFF00
 HWCAP_EXTENSION = 1 << 62
+MAX_CACHE = 64 << 20    # a full distribution's cache is ~1 MB: a bigger one is ignored, not read
 
 # The cache's arch flags for each (class, e_machine): the loader only accepts entries whose
 # flags equal its own _DL_CACHE_DEFAULT_ID.
@@ -53,6 +54,8 @@ def parse_cache(data: bytes) -> tuple[CacheEntry, ...]:
     nlibs, _len_strings, _flags, ext_off = struct.unpack_from("<IIB3xI", data, start + 20)
     hwcaps = _hwcap_strings(data, ext_off) if ext_off else ()
     base = start + 48
+    if base + nlibs * 24 > len(data):     # a hostile count (2**28) is refused, not looped over
+        raise ValueError(f"ld.so.cache claims {nlibs} entries, more than it holds")
     out = []
     for i in range(nlibs):
         flags, key, value, _osv, hwcap = struct.unpack_from("<iIIIQ", data, base + i * 24)
@@ -74,6 +77,8 @@ def _hwcap_strings(data: bytes, ext_off: int) -> tuple[str, ...]:
     if ext_off + 8 > len(data) or struct.unpack_from("<I", data, ext_off)[0] != 0xEAA42174:
         return ()
     count = struct.unpack_from("<I", data, ext_off + 4)[0]
+    if ext_off + 8 + count * 16 > len(data):
+        raise ValueError(f"ld.so.cache extension claims {count} sections, more than it holds")
     for i in range(count):
         tag, _fl, off, size = struct.unpack_from("<IIII", data, ext_off + 8 + i * 16)
         if tag == 1:  # cache_extension_tag_glibc_hwcaps: u32 string offsets
@@ -129,7 +134,8 @@ class LdCache:
     def _load(self) -> dict[str, list[CacheEntry]]:
         if self._by_name is None:
             entries: tuple[CacheEntry, ...] = ()
-            if _is_file(self.root, "/etc/ld.so.cache"):
+            if _is_file(self.root, "/etc/ld.so.cache") \
+                    and self.root.lstat(self.root.resolve("/etc/ld.so.cache").path).st_size <= MAX_CACHE:
                 try:
                     entries = parse_cache(self.root.read_bytes("/etc/ld.so.cache"))
                 except (struct.error, ValueError):

@@ -11,7 +11,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from ..errors import NotElf
+from ..errors import BadInput, NotElf
 from ..root import Root
 
 ELF_MAGIC = b"\x7fELF"
@@ -87,7 +87,7 @@ def is_elf(root: Root, ipath: str) -> bool:
     try:
         with root.open(ipath) as f:
             return f.read(4) == ELF_MAGIC
-    except OSError:
+    except (OSError, BadInput):     # BadInput: a FIFO or device, refused unopened
         return False
 
 
@@ -118,7 +118,8 @@ def _read(root: Root, ipath: str, fn):
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
         return fn(_Reader(data, ipath))
-    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as e:
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError, OverflowError) as e:
+        # OverflowError: an offset past 2**63 (a fuzzed header) used as an index
         raise NotElf(f"truncated or malformed ELF ({e}): {ipath}") from None
     finally:
         data.close()
