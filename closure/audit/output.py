@@ -11,7 +11,8 @@ def check_file_destination(path: str) -> None:
     if os.path.isdir(path):
         from ..errors import BadInput
         raise BadInput(f"output is a directory, not a file: {path}")
-    atomic.check_destination(path, want_dir=False, force=False)
+    # a report is regenerated in place (a CI step's output): an old file is replaced
+    atomic.check_destination(path, want_dir=False, force=True)
     with atomic.staging(path):      # a read-only or virtual filesystem says no only when tried
         pass
 

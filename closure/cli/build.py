@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         root: Optional[str] = typer.Option(None, "--root", help="Take files from this directory instead of / (a sysroot, an unpacked image)."),
         created: Optional[str] = typer.Option(None, "--created", metavar="WHEN", help="The image's created time: epoch (default: SOURCE_DATE_EPOCH, else 1970, shown as '56 years ago'), now (a new digest every build), seconds, or RFC 3339. File times stay SOURCE_DATE_EPOCH."),
         keep_setuid: bool = typer.Option(False, "--keep-setuid", help="Keep setuid/setgid bits (stripped by default)."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
+        force: bool = typer.Option(False, "--force", help="Replace what is at the output (a file, or a directory that is not empty)."),
         library_path: Optional[List[str]] = o.LibraryPathOpt,
         no_dlopen_scan: bool = o.NoDlopenScanOpt,
         no_package_records: bool = typer.Option(False, "--no-package-records", help="Leave out the package records that let scanners (syft, trivy, grype) see the packages inside (/var/lib/dpkg/status.d and copyright files; /lib/apk/db/installed on Alpine)."),

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         keep_setuid: bool = typer.Option(False, "--keep-setuid", help="Keep setuid/setgid bits (stripped by default)."),
         max_unpacked: str = typer.Option("64G", "--max-unpacked", metavar="SIZE", help="Refuse images that unpack to more than this."),
         tmpdir: Optional[str] = typer.Option(None, "--tmpdir", metavar="DIR", help="Where to unpack the source (default: $TMPDIR)."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output directory."),
+        force: bool = typer.Option(False, "--force", help="Replace what is at the output (a file, or a directory that is not empty)."),
         max_size: Optional[str] = o.MaxSizeOpt,
         max_files: Optional[int] = o.MaxFilesOpt,
         strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) when `closure check` finds a kept program that would not link; a warning otherwise."),

@@ -28,11 +28,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..errors import BadInput
+from ..errors import BadInput, JobFailed
+from . import atomic
 from .read import Layer, SourceImage
 
 log = logging.getLogger(__name__)
 
+SLIM_PREFIX = "closure-slim-"      # unpacked roots in $TMPDIR: closure-slim-<pid>-<random>
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_LINK_HOPS = 40
@@ -535,15 +537,22 @@ def unpacked(image: SourceImage, *, tmpdir: str | None = None, keep_devices: boo
              limits: Limits = Limits()) -> Iterator[tuple[str, ExtractStats]]:
     """A temporary root holding the image's files, removed when the block ends, however it
     ends (a refused entry included). Yields (root path, stats)."""
-    base = tempfile.mkdtemp(prefix="closure-slim-", dir=tmpdir)
-    try:
+    parent = tmpdir or tempfile.gettempdir()
+    # Roots that killed runs left behind (SIGKILL: no cleanup ran) go first: each is
+    # locked while its run lives, so an unlocked one is provably dead.
+    atomic.sweep_stale(parent, SLIM_PREFIX, "")
+    with atomic.locked_dir(parent, SLIM_PREFIX, "") as base:
         os.chmod(base, 0o700)
         root = os.path.join(base, "rootfs")
         os.mkdir(root, 0o755)
-        stats = extract(image, root, keep_devices=keep_devices, limits=limits)
+        try:
+            stats = extract(image, root, keep_devices=keep_devices, limits=limits)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JobFailed(f"no space left in {parent} to unpack {image.path} "
+                                f"(--tmpdir chooses where)") from None
+            raise
         yield root, stats
-    finally:
-        _rmtree(base)
 
 
 def _rmtree(path: str) -> None:

@@ -8,6 +8,7 @@ items as a PAX tar through the compressor, computing diff_id (raw tar) and diges
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import posixpath
 import stat
@@ -173,6 +174,8 @@ class TarStream:
                 with root.open(item.source) as f:
                     self._copy(f, item)
             except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise       # the output's disk, not the source: staging reports it
                 what = item.source if item.source == item.path else f"{item.source} (for {item.path})"
                 raise BadInput(f"cannot read {what}: {e.strerror}") from None
         self._put(_padding(item.size))

@@ -20,7 +20,7 @@ for path in sorted(glob.glob("/usr/lib/x86_64-linux-gnu/*.so*") + glob.glob("/us
     if os.path.isfile(path) and not os.path.islink(path):
         c.add(Entry(path, "file", mode=0o644, source=path), Reason("include"))
 # Slow compression on ~400 MB: many seconds of work to interrupt.
-write_image(c, Root("/"), sys.argv[1], ImageOptions(compression="zstd", level=19))
+write_image(c, Root("/"), sys.argv[1], ImageOptions(compression="zstd", level=19, force=True))
 """
 
 
