@@ -65,6 +65,9 @@ def check_destination(out_path: str, want_dir: bool, force: bool) -> None:
     parent = os.path.dirname(os.path.abspath(out_path))
     if not os.path.isdir(parent):
         raise BadInput(f"output directory does not exist: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        # said now, before any analysis or probe, not by whatever tries to write first
+        raise BadInput(f"cannot write in the output directory {parent}: permission denied")
     kind = existing_kind(out_path)
     if kind == "other":
         raise BadInput(f"output exists and is not a file or directory: {out_path}")

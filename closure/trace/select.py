@@ -45,27 +45,57 @@ def is_dropped(path: str, scratch: Sequence[str] = ()) -> bool:
     return path == "/" or any(under(path, t) for t in DROPPED_TREES) or any(under(path, s) for s in scratch)
 
 
-def is_secret(path: str) -> bool:
+def is_secret(path: str, root: Root | None = None) -> bool:
+    """A known secret place, or a credential file wherever it is (HOME may be anywhere:
+    /var/lib/jenkins/.aws, /srv/app/.docker/config.json); with `root`, also a *.pem or
+    *.key file that holds a private key."""
     if path in SECRET_FILES or any(under(path, t) for t in SECRET_TREES):
         return True
     if any(fnmatch.fnmatchcase(path, g) for g in NOT_SECRET_GLOBS):
         return False
+    if is_credential(path):
+        return True
+    if root is not None and path.endswith(PRIVATE_KEY_SUFFIXES) and _holds_private_key(root, path):
+        return True
     # /home/*: the glob's '*' also spans '/', so everything below a home directory matches.
     return any(fnmatch.fnmatchcase(path, g) for g in SECRET_GLOBS)
 
 
-# Credentials that stay out even inside the target's own tree (a venv or app under /home).
-OWN_TREE_SECRET_PARTS = ("/.ssh/", "/.aws/", "/.docker/", "/.kube/", "/.gnupg/", "/.config/gcloud/")
+# Credentials, wherever they are: even inside the target's own tree (a venv or app under /home).
+OWN_TREE_SECRET_PARTS = ("/.ssh/", "/.aws/", "/.docker/", "/.kube/", "/.gnupg/", "/.config/gcloud/",
+                         "/.azure/", "/.password-store/")
 OWN_TREE_SECRET_NAMES = frozenset({".netrc", ".npmrc", ".pypirc", ".git-credentials",
-                                   ".bash_history", ".zsh_history", ".python_history"})
+                                   ".bash_history", ".zsh_history", ".python_history",
+                                   ".pgpass", ".my.cnf", ".vault-token",
+                                   # ssh private keys, in ~/.ssh or anywhere else
+                                   "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk",
+                                   "id_ed25519_sk"})
+PRIVATE_KEY_SUFFIXES = (".pem", ".key")
+_PRIVATE_KEY = b"PRIVATE KEY-----"
+
+
+def is_credential(path: str) -> bool:
+    """A credential file or directory by its name, wherever it is."""
+    return (posixpath.basename(path) in OWN_TREE_SECRET_NAMES
+            or any(part in path + "/" for part in OWN_TREE_SECRET_PARTS))
+
+
+def _holds_private_key(root: Root, path: str) -> bool:
+    """A PEM file is public (a certificate) or secret (a key): its first 64 KB say which."""
+    try:
+        r = root.try_resolve(path)
+        if r is None or not root.is_file(r.path):
+            return False
+        with root.open(r.path) as f:
+            return _PRIVATE_KEY in f.read(1 << 16)
+    except (OSError, BadInput):
+        return False
 
 
 def in_own_tree(path: str, own: Sequence[str]) -> bool:
     """Is path in the target's own tree (its venv, app dir, interpreter prefix) and no
     credential? Such a file is the program's, wherever it lives (/tmp, /home, /root)."""
-    return (any(under(path, o) for o in own) and path not in SECRET_FILES
-            and posixpath.basename(path) not in OWN_TREE_SECRET_NAMES
-            and not any(part in path + "/" for part in OWN_TREE_SECRET_PARTS))
+    return any(under(path, o) for o in own) and path not in SECRET_FILES and not is_credential(path)
 
 
 def _included(path: str, include: Sequence[str]) -> bool:
@@ -113,7 +143,7 @@ def traced_paths(accesses: Iterable[Access], root: Root, scratch: Sequence[str] 
             return True
         if is_dropped(path, scratch):
             return False
-        if is_secret(path) and not _included(path, include):
+        if is_secret(path, root) and not _included(path, include):
             secrets.add(path)
             return False
         return True

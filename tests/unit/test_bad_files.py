@@ -75,3 +75,49 @@ def test_root_with_fifos_where_the_loader_reads(tmp_path, fifo):
     p, took = closure("analyze", "--root", str(root), "/usr/bin/true")
     one_line_exit_2(p, took, "not a regular file")
     assert "/" + fifo in p.stderr
+
+
+def _as_nobody() -> list[str] | None:
+    """A command prefix running closure as the unprivileged user `nobody` (the system
+    python with this venv's packages: the venv's own interpreter may sit under /root)."""
+    import glob
+    import shutil as sh
+    site = glob.glob(str(REPO / ".venv/lib/python3.*/site-packages"))
+    py = "/usr/bin/python3"
+    if os.geteuid() != 0 or sh.which("runuser") is None or not site or not os.access(py, os.X_OK):
+        return None
+    env = ["env", "HOME=/tmp", f"PYTHONPATH={REPO}:{site[0]}"]
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", *env, py, "-c", "import closure.cli.app, zstandard, isal"],
+                           capture_output=True, text=True, cwd="/")
+    return ["runuser", "-u", "nobody", "--", *env, py, "-m", "closure.cli.app"] if probe.returncode == 0 else None
+
+
+@pytest.fixture
+def open_tmp():
+    """A temp dir `nobody` can reach (pytest's own are 0700)."""
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="closure-nobody-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_non_root_user_gets_closures_own_errors(open_tmp):
+    prefix = _as_nobody()
+    if prefix is None or not os.access(REPO, os.R_OK | os.X_OK):
+        pytest.skip("needs root, runuser and a python3 that `nobody` can run closure with")
+    tmp_path = open_tmp
+    shutil.copy("/usr/bin/true", tmp_path / "private")
+    (tmp_path / "private").chmod(0o700)
+    (tmp_path / "ro").mkdir(mode=0o555)
+    cases = [(["analyze", str(tmp_path / "private")], "cannot read"),
+             (["build", str(tmp_path / "private"), "-o", "/tmp/never.tar"], "cannot read"),
+             (["build", "/usr/bin/true", "-o", str(tmp_path / "ro/x.tar")], "cannot write in the output directory"),
+             (["build", "/usr/bin/true", "--probe", "true", "-o", str(tmp_path / "ro/x.tar")],
+              "cannot write in the output directory")]
+    for args, want in cases:
+        p = subprocess.run(prefix + args, capture_output=True, text=True, timeout=120, cwd="/")
+        assert p.returncode == 2, (args, p.stderr)
+        assert p.stderr.startswith("closure: error: ") and p.stderr.count("\n") == 1, (args, p.stderr)
+        assert want in p.stderr and "strace" not in p.stderr, (args, p.stderr)
+    assert list((tmp_path / "ro").iterdir()) == []
