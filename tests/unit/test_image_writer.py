@@ -181,11 +181,14 @@ def test_nonempty_dir_needs_force(tmp_path):
     assert litter(tmp_path) == []
 
 
-def test_empty_dir_and_old_file_are_replaced(tmp_path):
+def test_empty_dir_is_used_an_old_file_needs_force(tmp_path):
     (tmp_path / "img").mkdir()
     write_image(small(), ROOT, str(tmp_path / "img"))
     (tmp_path / "x.tar").write_text("old")
-    write_image(small(), ROOT, str(tmp_path / "x.tar"))
+    with pytest.raises(BadInput, match="--force"):
+        write_image(small(), ROOT, str(tmp_path / "x.tar"))
+    assert (tmp_path / "x.tar").read_text() == "old"
+    write_image(small(), ROOT, str(tmp_path / "x.tar"), ImageOptions(force=True))
     assert validate(str(tmp_path / "x.tar")) == []
 
 
