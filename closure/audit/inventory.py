@@ -179,6 +179,8 @@ def read_analysis(path: str, label: str | None = None) -> tuple[dict, Closure]:
         doc = json.loads(data)
     except ValueError as e:
         raise BadInput(f"{label}: not an analysis JSON document ({e})") from None
+    except RecursionError:
+        raise BadInput(f"{label}: not an analysis JSON document (nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
         raise BadInput(f"{label}: not an analysis JSON document (no entries list)")
     try:

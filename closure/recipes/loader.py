@@ -10,6 +10,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from ..errors import read_input
 from .probes import check_call
 from .schema import Recipe, RecipeError, parse_recipe
 
@@ -39,14 +40,14 @@ def load_dir(directory: Path, builtin: bool) -> dict[str, Recipe]:
             raise RecipeError(f"{path}: recipe file names must be lower-case "
                               f"letters, digits, '-' and '_' (got {name!r})")
         try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
+            # read_input: a FIFO or device among the recipes is refused, not waited on
+            data = tomllib.loads(read_input(str(path), f"recipe {path}", 1 << 20).decode("utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise RecipeError(f"{path}: invalid TOML: {e}") from None
         except UnicodeDecodeError:
             raise RecipeError(f"{path}: invalid TOML: not UTF-8 text") from None
-        except OSError as e:
-            raise RecipeError(f"{path}: cannot read: {e.strerror}") from None
+        except RecursionError:
+            raise RecipeError(f"{path}: invalid TOML: nested too deeply") from None
         out[name] = parse_recipe(name, data, str(path), builtin=builtin, probe_check=check_call)
     return out
 

@@ -121,3 +121,23 @@ def test_a_non_root_user_gets_closures_own_errors(open_tmp):
         assert p.stderr.startswith("closure: error: ") and p.stderr.count("\n") == 1, (args, p.stderr)
         assert want in p.stderr and "strace" not in p.stderr, (args, p.stderr)
     assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_nested_analysis_json(files, tmp_path):
+    nest = tmp_path / "nest.json"
+    nest.write_text("[" * 200000 + "]" * 200000)
+    p, took = closure("diff", str(nest), str(nest))
+    one_line_exit_2(p, took, "nested too deeply")
+
+
+@pytest.mark.parametrize("kind", ["bomb", "fifo"])
+def test_bad_user_recipes(files, tmp_path, kind):
+    d = tmp_path / "recipes"
+    d.mkdir()
+    if kind == "fifo":
+        os.mkfifo(d / "x.toml")
+    else:
+        shutil.copy(files / "bomb.toml", d / "x.toml")
+    p, took = closure("build", "/usr/bin/true", "--recipes", str(d), "-o", str(tmp_path / "out.tar"))
+    one_line_exit_2(p, took, "nested too deeply" if kind == "bomb" else "not a regular file")
+    assert not (tmp_path / "out.tar").exists()
