@@ -35,6 +35,7 @@ from .root import Root
 
 SCHEMA = "closure.check/1"
 _VERSION = re.compile(r"^(.*?)(\d+(?:\.\d+)*)$")
+_KERNEL_DIRS = frozenset({"proc", "sys", "dev", "run"})
 _GLIBC_RELEASE = re.compile(rb"release version (\d+\.\d+(?:\.\d+)?)")
 
 
@@ -98,6 +99,8 @@ class Report:
         s = (f"closure: checked {self.objects} ELF objects ({self.programs} programs) in "
              f"{self.source}: " + ("everything resolves" if not n else
                                    f"{n} problem{'s' if n != 1 else ''}"))
+        if self.skipped:
+            s += f"; {len(self.skipped)} ELF files could not be read as objects (--json lists them)"
         if self.left_symbols:
             s += (f"; {self.left_symbols} symbols of {self.left_libraries} libraries no program "
                   f"maps are left to whatever loads them (--standalone lists them)")
@@ -321,7 +324,8 @@ def check_root(root: Root, source: str, mode: str, paths: Iterable[str] | None =
     """Check every dynamic ELF object under root (or just `paths`, image paths in it)."""
     step = step or (lambda _m: None)
     if paths is None:
-        paths = root.tree("/")
+        # A root's kernel filesystems (a live system's /proc, /sys) hold no objects to check.
+        paths = root.tree("/", skip=lambda rel: rel in _KERNEL_DIRS)
     checker = Checker(root, library_path)
     programs, libraries, skipped = dynamic_objects(checker.loader, paths)
     report = Report(source, mode, objects=len(programs) + len(libraries), programs=len(programs),

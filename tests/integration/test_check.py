@@ -303,3 +303,15 @@ def test_a_library_from_a_newer_debian_is_caught(tmp_path):
     assert want <= {line.removeprefix("closure: warning: ") for line in p.stderr.splitlines()}, p.stderr
     c = closure("check", out)
     assert c.returncode == 1 and want <= set(c.stdout.splitlines())
+
+
+def test_unreadable_elf_files_are_counted_and_kernel_dirs_skipped(tmp_path):
+    root = tmp_path / "r"
+    (root / "bin").mkdir(parents=True)
+    (root / "proc").mkdir()
+    (root / "bin" / "truncated").write_bytes(Path("/usr/bin/true").read_bytes()[:100])
+    shutil.copy("/usr/bin/true", root / "proc" / "true")   # a live root's /proc is not looked into
+    os.mkfifo(root / "bin" / "fifo")                        # never opened
+    p = closure("check", root, "--json")
+    doc = json.loads(p.stdout)
+    assert p.returncode == 0 and doc["objects"] == 0 and doc["skipped"] == ["/bin/truncated"]
