@@ -384,7 +384,8 @@ def check_closure(closure, root: Root, library_path: tuple[str, ...] = ()) -> Re
 
 
 def check_image(image_path: str, ref: str | None = None, tmpdir: str | None = None,
-                standalone: bool = False, step: Callable[[str], None] | None = None) -> Report:
+                standalone: bool = False, library_path: tuple[str, ...] = (),
+                step: Callable[[str], None] | None = None) -> Report:
     """Unpack an image (the safe extractor slim uses) into a temporary root and check it."""
     from .image.extract import unpacked
     from .image.read import open_image
@@ -392,7 +393,8 @@ def check_image(image_path: str, ref: str | None = None, tmpdir: str | None = No
     with open_image(image_path, ref) as source:
         step(f"unpacking {len(source.layers)} layers")
         with unpacked(source, tmpdir=tmpdir) as (root_path, _stats):
-            return check_root(Root(root_path), image_path, "image", standalone=standalone, step=step)
+            return check_root(Root(root_path), image_path, "image", standalone=standalone,
+                              library_path=library_path, step=step)
 
 
 def is_image(path: str) -> bool:

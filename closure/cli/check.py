@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
                     raise BadInput(f"--tmpdir {tmpdir}: no such directory")
                 if not os.path.exists(path):
                     raise NotFound(f"{path}: no such file or directory")
-                report = check_image(path, ref, tmpdir=tmpdir, standalone=standalone, step=progress.step)
+                report = check_image(path, ref, tmpdir=tmpdir, standalone=standalone,
+                                     library_path=lib_path, step=progress.step)
         if as_json:
             typer.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
         else:
