@@ -145,9 +145,9 @@ class SymbolTable:
         out: dict[bytes, tuple[int, ...]] = {}
         if not (self.gnu_hash or self.sysv_hash):
             return out
-        names, infos, shndxs, values = self._columns
+        names, infos, shndxs, values = self._columns()
         vs = self._versym or (0,) * self.count
-        get, name_of = self._starts.get, self._name
+        get, name_of = self._starts().get, self._name
         # The check's hot loop: only rows whose st_info passes are visited in Python.
         first = self.hashed_from
         for i in itertools.compress(range(first, self.count), infos[first:].translate(_EXPORTABLE)):
@@ -164,7 +164,7 @@ class SymbolTable:
     @cached_property
     def imports(self) -> tuple[tuple[bytes, int, bool], ...]:
         """(name, versym, weak) of every undefined, non-local symbol."""
-        names, infos, shndxs, _values = self._columns
+        names, infos, shndxs, _values = self._columns()
         vs = self._versym or (0,) * self.count
         strtab, find = self._str, self._str.find
         out = []
@@ -177,10 +177,10 @@ class SymbolTable:
                 out.append((strtab[name:end], vs[i], bind == STB_WEAK))
         return tuple(out)
 
-    @cached_property
     def _columns(self) -> tuple[list[int], bytes, list[int], list[int]]:
         """st_name, st_info, st_shndx and st_value of every entry, as columns: strided
-        slices of the table at C speed when its byte order is the machine's."""
+        slices of the table at C speed when its byte order is the machine's. Not kept:
+        they would take more memory than the results built from them."""
         raw = self._syms
         if self._native:
             mv = memoryview(raw)
@@ -193,7 +193,6 @@ class SymbolTable:
         return ([r[1] for r in rows], bytes(r[2] for r in rows), [r[3] for r in rows],
                 [r[4] for r in rows])
 
-    @cached_property
     def _starts(self) -> dict[int, bytes]:
         """The string table's names by offset, split out at C speed (a name starting
         inside another, a merged tail, is not here: _name finds it)."""
