@@ -254,11 +254,13 @@ class Checker:
         return found.group(1).decode() if found else None
 
 
-def _matches(versyms: tuple[int, ...], st: SymbolTable, ver) -> bool:
+def _matches(versyms: int | tuple[int, ...], st: SymbolTable, ver) -> bool:
     """dl-lookup.c check_match: does one of an object's definitions of a name satisfy a
     reference of version ver ((name, hidden) or None)?"""
     if not st.has_versym:
         return True                 # no version table: any definition will do
+    if type(versyms) is int:
+        versyms = (versyms,)
     names = st.version_names
     if ver is not None:
         want, hidden = ver

@@ -138,11 +138,13 @@ class SymbolTable:
                          info >> 4, info & 0xF, shndx, value, vs[i] if vs else 0)
 
     @cached_property
-    def exports(self) -> dict[bytes, tuple[int, ...]]:
-        """name -> .gnu.version entries of the definitions ld.so's lookup can return
+    def exports(self) -> dict[bytes, int | tuple[int, ...]]:
+        """name -> .gnu.version entry of the definition ld.so's lookup can return
         (do_lookup_x: a value, or SHN_ABS, or TLS; a data or code type; not local; in
-        the part of the table the hash reaches: none without a hash table)."""
-        out: dict[bytes, tuple[int, ...]] = {}
+        the part of the table the hash reaches: none without a hash table); a tuple of
+        them when a name is defined several times (several versions). An int alone
+        saves a tuple per name: the tables of a big image are all alive at once."""
+        out: dict[bytes, int | tuple[int, ...]] = {}
         if not (self.gnu_hash or self.sysv_hash):
             return out
         names, infos, shndxs, values = self._columns()
@@ -158,7 +160,10 @@ class SymbolTable:
                 continue
             key = get(name) or name_of(name)
             have = out.get(key)
-            out[key] = (vs[i],) if have is None else have + (vs[i],)
+            if have is None:
+                out[key] = vs[i]
+            else:
+                out[key] = (have if type(have) is tuple else (have,)) + (vs[i],)
         return out
 
     @cached_property
