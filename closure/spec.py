@@ -29,7 +29,7 @@ KEYS: dict[str, str] = {
     "ca-cert": "pathlist", "locale": "strlist", "tz": "str", "tzdata": "strlist",
     "gconv": "strlist", "nss": "strlist", "pycache": "bool", "strict": "bool",
     "app-dir": "strlist", "runtime": "str", "dlopen-depth": "int", "created": "str",
-    "max-size": "str", "max-files": "int", "layers": "str", "each": "bool",
+    "max-size": "str", "max-files": "int", "layers": "str", "each": "bool", "platform": "strlist",
     "serve": "serve", "serve-cmd": "str", "ready": "str", "ready-timeout": "number",
     "http": "strlist", "http-crawl": "int", "client": "strlist", "serve-host-network": "bool",
     "account": "strlist",

@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
         format: Optional[str] = typer.Option(None, "--format", help="oci | oci-archive | rootfs | rootfs-tar (default: from -o)."),
         tag: Optional[str] = typer.Option(None, "--tag", "-t", metavar="NAME[:TAG]", help="Image name (default: the first target's name, tag latest)."),
         compression: Optional[str] = typer.Option(None, "--compression", help="gzip (default) | zstd | none."),
+        platform: Optional[List[str]] = typer.Option(None, "--platform", metavar="OS/ARCH=ROOT", help="Build for this platform from the programs in ROOT (repeatable): one image index with a manifest per platform (-o an OCI layout dir or docker://)."),
         each: bool = typer.Option(False, "--each", help="One image per TARGET, -o naming each with {name}; they share layers (--layers auto)."),
         layers: Optional[str] = typer.Option(None, "--layers", metavar="one|auto|N", help="one layer (default), or files grouped by the package that owns them: auto (up to 10 layers) or N layers; images of one root then share layers."),
         level: Optional[int] = typer.Option(None, "--level", help="Compression level (gzip 0-9, default 1; zstd -7..22, default 3)."),
@@ -182,6 +183,8 @@ def run_build(v: dict, *, as_json: bool = False, registry=None) -> None:
         raise BadInput("no output: give -o OUT (or 'output' in the spec)")
     if v.get("each"):
         return _build_family(v, targets, app_dirs, as_json, registry or RegistryOptions())
+    if v.get("platform"):
+        return _build_platforms(v, targets, app_dirs, as_json, registry or RegistryOptions())
     dest = Destination(out, registry or RegistryOptions())
     with dest:
         closure, result, verified, pushed = _build(v, dest, targets, app_dirs, progress=not as_json,
@@ -247,6 +250,78 @@ def _build_family(v: dict, targets: list[str], app_dirs: tuple, as_json: bool, r
             typer.echo(summary(result, one["output"], pushed))
     if as_json:
         typer.echo(json.dumps({"images": docs}, indent=2, sort_keys=True))
+
+
+def _build_platforms(v: dict, targets: list[str], app_dirs: tuple, as_json: bool, registry) -> None:
+    """One image per --platform OS/ARCH=ROOT, each analysed in its own root, merged into one
+    OCI image index (an OCI layout directory, or pushed to docker://)."""
+    import os
+    import tempfile
+
+    from ..errors import BadInput
+    from ..image import atomic
+    from ..image.index import merge_layouts
+    from ..image.reference import default_name, parse_reference
+    from ..registry.pull import parse_platform
+    from ..registry.transport import Destination
+    wanted = []
+    for item in v["platform"]:
+        plat, eq, root = item.partition("=")
+        if not eq or not root:
+            raise BadInput(f"--platform {item!r}: give OS/ARCH=ROOT, e.g. linux/arm64=/srv/arm64-root")
+        if not os.path.isdir(root):
+            raise BadInput(f"--platform {item!r}: {root} is not a directory")
+        wanted.append((parse_platform(plat), root))
+    out = v["output"]
+    if v.get("verify") or v.get("each"):
+        raise BadInput("--platform: no --verify or --each with a multi-platform build")
+    warn = lambda w: typer.echo(f"closure: {w}", err=True)  # noqa: E731
+    with Destination(out, registry) as dest:
+        if dest.format not in (None, "oci") or (dest.format is None and out.endswith(".tar")) \
+                or v.get("format") not in (None, "oci"):
+            raise BadInput("--platform writes an image index: -o an OCI layout directory or docker://")
+        name, tag = parse_reference(v["tag"]) if v.get("tag") else (dest.name or default_name(targets),
+                                                                     dest.tag or "latest")
+        if not dest.pushes:
+            atomic.check_destination(dest.path, True, bool(v.get("force")))
+        with tempfile.TemporaryDirectory(prefix="closure-platforms-") as tmp:
+            layouts, built = [], []
+            for i, (plat, root) in enumerate(wanted):
+                sub = {**v, "root": root, "output": os.path.join(tmp, f"{i}.oci"), "format": "oci",
+                       "tag": f"{name}:{tag}", "platform": None}
+                with Destination(sub["output"]) as one:
+                    _closure, result, _v, _p = _build(sub, one, targets, app_dirs, progress=not as_json, warn=warn)
+                with open(os.path.join(sub["output"], "index.json")) as f:
+                    got = json.load(f)["manifests"][0].get("platform") or {}
+                if (got.get("os"), got.get("architecture")) != (plat.os, plat.architecture):
+                    raise BadInput(f"--platform {plat.os}/{plat.architecture}={root}: its programs are "
+                                   f"{got.get('os')}/{got.get('architecture')}")
+                layouts.append(sub["output"])
+                built.append({"platform": got, "manifest_digest": result.manifest_digest,
+                              "root": root, "files": result.files})
+            if dest.pushes:
+                index = merge_layouts(layouts, dest.path, name=name, tag=tag)
+            else:
+                with atomic.sigterm_raises(), atomic.staging(dest.path) as stage:
+                    staged = os.path.join(stage, "out")
+                    index = merge_layouts(layouts, staged, name=name, tag=tag)
+                    atomic.publish(staged, dest.path, stage)
+        pushed = dest.publish()
+    if as_json:
+        doc = {"path": out, "reference": f"{name}:{tag}", "index_digest": index.digest, "images": built}
+        if pushed is not None:
+            doc["pushed"] = pushed.to_json()
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    lines = [f"closure: built {out} (an image index of {len(built)} platforms)"]
+    for b in built:
+        p = b["platform"]
+        lines.append(f"  {p.get('os')}/{p.get('architecture'):<8} {b['files']} files from {b['root']}  "
+                     f"manifest {b['manifest_digest']}")
+    lines.append(f"  index      {name}:{tag}  {index.digest}")
+    if pushed is not None:
+        lines.append(f"  pushed     {pushed.reference}@{pushed.digest}")
+    typer.echo("\n".join(lines))
 
 
 def _collect_options(v: dict, app_dirs: tuple, entrypoint, cmd):

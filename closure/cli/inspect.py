@@ -30,5 +30,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from ..audit.inspect import facts, text
         from ..audit.load import load
+        from ..image.index import platforms_of
+        from ..registry.transport import parse
         f = facts(load([image], ref=ref, registry=registry, hashes=False, allow=("image",)))
-        typer.echo(json.dumps(f, indent=2) if as_json else text(f))
+        t = parse(image)
+        platforms = platforms_of(t.path) if t.local else []
+        if platforms:      # a multi-platform index: the facts are of the host's platform
+            f["platforms"] = platforms
+        typer.echo(json.dumps(f, indent=2) if as_json else
+                   (f"platforms  {', '.join(platforms)} (shown: this machine's)\n" if platforms else "") + text(f))

@@ -282,3 +282,31 @@ def test_layered_image_pulls_and_runs(plain, family, echo_image):
         assert "ls" in run.stdout.split()
     finally:
         subprocess.run(["podman", "rmi", "-f", ref], capture_output=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_multi_platform_index_built_pushed_and_read(plain, tmp_path):
+    """curl for amd64 from / and for arm64 from a debootstrapped arm64 root: one index."""
+    from tests.foreign_roots import foreign_root
+    from closure.image.validate import validate
+    from tests.image_fixtures import oci_validate
+    arm64 = foreign_root("arm64")
+    out = tmp_path / "multi.oci"
+    doc = ok(closure("build", "/usr/bin/curl", "--platform", "linux/amd64=/", "--platform",
+                     f"linux/arm64={arm64}", "-o", str(out), "--json"))
+    assert [i["platform"]["architecture"] for i in doc["images"]] == ["amd64", "arm64"]
+    assert validate(str(out)) == [] and oci_validate(out).returncode == 0
+    facts = ok(closure("inspect", str(out), "--json"))
+    assert facts["platforms"][:1] == ["linux/amd64"] and facts["platforms"][1].startswith("linux/arm64")
+    ref = f"docker://{plain.host}/test/multi-curl:1"
+    pushed = ok(closure("push", str(out), ref, "--json", *PLAIN))
+    assert pushed["digest"] == doc["index_digest"]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", ref], capture_output=True,
+                         timeout=60)
+    import hashlib
+    assert raw.returncode == 0 and "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == doc["index_digest"]
+    arm = ok(closure("inspect", ref, "--platform", "linux/arm64", "--json", *PLAIN))
+    assert arm["platform"]["architecture"] == "arm64"
+    assert arm["manifest_digest"] == doc["images"][1]["manifest_digest"]
+    wrong = closure("build", "/usr/bin/curl", "--platform", "linux/arm64=/", "-o", str(tmp_path / "w.oci"))
+    assert wrong.returncode == 2 and "linux/amd64" in wrong.stderr and not (tmp_path / "w.oci").exists()
