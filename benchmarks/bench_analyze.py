@@ -15,18 +15,9 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import interleaved, row, run  # noqa: E402
+from timing import elf_files, interleaved, row, run  # noqa: E402
 
 
-def elves(d="/usr/bin"):
-    out = []
-    for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        if os.path.isfile(p) and not os.path.islink(p):
-            with open(p, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    out.append(p)
-    return out
 
 
 def main():
@@ -39,7 +30,7 @@ def main():
     if lddtree is None:
         sys.exit("lddtree not found: apt-get install pax-utils")
     lddtree_cmd = [sys.executable, lddtree]  # with this Python, which has pyelftools
-    files = elves()
+    files = elf_files()
     t = interleaved({
         "curl": lambda: run(closure + ["/usr/bin/curl", "--json"]),
         "curl-elf": lambda: run(closure + ["/usr/bin/curl", "--json", "--no-recipes"]),

@@ -28,25 +28,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import interleaved, peak_rss_mb, row, run  # noqa: E402
+from timing import elf_files, interleaved, peak_rss_mb, row, run  # noqa: E402
 
 
 def closure_cmd() -> list[str]:
     exe = os.path.join(os.path.dirname(sys.executable), "closure")
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "closure.cli.app"]
-
-
-def elf_programs(d: str = "/usr/bin", limit: int = 100) -> list[str]:
-    out = []
-    for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        if os.path.isfile(p) and not os.path.islink(p) and os.access(p, os.X_OK):
-            with open(p, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    out.append(p)
-        if len(out) == limit:
-            break
-    return out
 
 
 def floor_case(files: list[str]):
@@ -120,7 +107,7 @@ def main() -> None:
         print(row(f"physical floor ({len(files)} files, {mb:.1f} MB): start+read+deflate+sha256", t["floor"]))
         print(f"{'closure build / floor':<58} {t['closure'] / t['floor']:>8.1f}x")
 
-        progs = elf_programs()
+        progs = elf_files(limit=100, executable=True)
         many = closure + ["build", *progs, "-o", os.path.join(tmp, "many.tar"), "--force"]
         t0 = time.perf_counter()
         rss = peak_rss_mb(many)

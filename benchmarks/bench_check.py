@@ -21,16 +21,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import elf_files  # noqa: E402
 
-def elves(d="/usr/bin"):
-    out = []
-    for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        if os.path.isfile(p) and not os.path.islink(p):
-            with open(p, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    out.append(p)
-    return out
+
 
 
 def ldd_all(files, jobs):
@@ -90,7 +84,7 @@ def main():
         ours, theirs = interleaved(lambda: subprocess.run(closure + ["check", image], **quiet),
                                    lambda: ldd_all(objs, args.jobs), args.repeat)
         row(f"curl image ({len(objs)} objects)", ours, theirs)
-    files = elves()
+    files = elf_files()
     n = max(1, args.repeat // 2)
     ours, theirs = interleaved(lambda: subprocess.run(closure + ["check"] + files, **quiet),
                                lambda: ldd_all(files, args.jobs), n)

@@ -45,3 +45,18 @@ def row(label: str, ours: float, peer: float | None = None, width: int = 58) -> 
     word = "faster" if ratio >= 1 else "slower"
     return (f"{label:<{width}} {ours * 1000:>8.0f} ms {peer * 1000:>8.0f} ms "
             f"{max(ratio, 1 / ratio):>5.1f}x {word}")
+
+
+def elf_files(d: str = "/usr/bin", limit: int | None = None, executable: bool = False) -> list[str]:
+    """The ELF files directly in d (no links), sorted; at most `limit`; only executable ones
+    when asked."""
+    out = []
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and not os.path.islink(p) and (not executable or os.access(p, os.X_OK)):
+            with open(p, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    out.append(p)
+        if limit is not None and len(out) == limit:
+            break
+    return out
