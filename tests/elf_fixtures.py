@@ -3,6 +3,8 @@ DT_NEEDED, RPATH/RUNPATH, $ORIGIN and dlopen strings."""
 from __future__ import annotations
 
 import os
+import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,3 +74,39 @@ def ldso_searched_subdirs() -> tuple[list[str], list[str]]:
             if name not in section:
                 section.append(name)
     return hwcaps, legacy
+
+
+HOST_SAMPLE_DIRS = ("/usr/bin", "/usr/lib/x86_64-linux-gnu")
+# One line of `ldd` / `ld.so --list`: "name => path (0x...)", "path (0x...)", "name => not found".
+LOADER_LIST_LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?$")
+
+
+def host_elf_sample(limit: int, seed: int, dirs=HOST_SAMPLE_DIRS) -> list[str]:
+    """A fixed-seed sample of the ELF files (no links) directly in dirs of this host."""
+    files = []
+    for d in dirs:
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f:
+                    if f.read(4) == b"\x7fELF":
+                        files.append(p)
+    random.Random(seed).shuffle(files)
+    return files[:limit]
+
+
+def parse_loader_list(stdout: str, resolve, what: str) -> tuple[set[str], set[str]]:
+    """(paths mapped, each through resolve(), names not found) from ldd or `ld.so --list`
+    output; linux-vdso has no file and is left out."""
+    mapped, missing = set(), set()
+    for line in stdout.splitlines():
+        m = LOADER_LIST_LINE.match(line)
+        assert m, f"unparsed loader line for {what}: {line!r}"
+        name, where = m.groups()
+        if where == "not found":
+            missing.add(name)
+        elif where.startswith("/"):
+            mapped.add(resolve(where))
+    return mapped, missing

@@ -25,12 +25,12 @@ from closure.image.validate import validate
 from closure.qemu import binfmt_handler
 from closure.root import Root
 from tests.foreign_roots import arm64_root, qemu_aarch64, trixie_root  # noqa: F401
+from tests.elf_fixtures import parse_loader_list
 from tests.measured import MEASURED
 from tests.tls import BODY, https_server, make_ca
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-LIST_LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?$")
 AARCH64_LD = "/lib/ld-linux-aarch64.so.1"
 HOST = host_platform().architecture
 if HOST == "arm64":
@@ -61,18 +61,11 @@ def elf_programs(root: Path, d: str = "/usr/bin") -> list[str]:
 def parse_list(root: Path, stdout: str):
     """(real image paths mapped, names not found) from `ld.so --list` output, the paths
     resolved inside the root (the loader's own line names its host path: qemu opened it)."""
-    r, mapped, missing = Root(str(root)), set(), set()
-    for line in stdout.splitlines():
-        m = LIST_LINE.match(line)
-        assert m, f"unparsed ld.so --list line: {line!r}"
-        name, where = m.groups()
-        if where == "not found":
-            missing.add(name)
-        elif where.startswith("/"):
-            if where.startswith(str(root) + "/"):
-                where = where[len(str(root)):]
-            mapped.add(r.resolve(where).path)
-    return mapped, missing
+    r = Root(str(root))
+
+    def inside(where: str) -> str:
+        return r.resolve(where[len(str(root)):] if where.startswith(str(root) + "/") else where).path
+    return parse_loader_list(stdout, inside, "ld.so --list")
 
 
 def ours(loader: Loader, path: str):

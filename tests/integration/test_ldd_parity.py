@@ -6,7 +6,6 @@ closure resolves. The counts are printed in the test output."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +15,10 @@ import pytest
 from closure.elf.ldso import Loader
 from closure.errors import NotElf
 from closure.root import Root
+from tests.elf_fixtures import parse_loader_list
 from tests.measured import MEASURED
 
 pytestmark = pytest.mark.slow
-LDD_LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?$")
 
 
 def elf_files(dirs, libs_only=False):
@@ -44,17 +43,7 @@ def ldd(path):
     p = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=60)
     if p.returncode != 0 or "statically linked" in p.stdout or "not a dynamic" in p.stdout:
         return None
-    mapped, missing = set(), set()
-    for line in p.stdout.splitlines():
-        m = LDD_LINE.match(line)
-        assert m, f"unparsed ldd line for {path}: {line!r}"
-        name, where = m.groups()
-        if where == "not found":
-            missing.add(name)
-        elif where.startswith("/"):
-            mapped.add(os.path.realpath(where))
-        # else: linux-vdso.so.1, which has no file
-    return mapped, missing
+    return parse_loader_list(p.stdout, os.path.realpath, path)
 
 
 def ours(loader, path):

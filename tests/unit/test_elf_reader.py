@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -10,22 +9,7 @@ from hypothesis import given, settings, strategies as st
 from closure.elf.reader import data_sections, read_elf
 from closure.errors import NotElf
 from closure.root import Root
-
-SAMPLE_DIRS = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"]
-
-
-def host_elves(limit=150):
-    files = []
-    for d in SAMPLE_DIRS:
-        for name in sorted(os.listdir(d)):
-            p = os.path.join(d, name)
-            if os.path.isfile(p) and not os.path.islink(p):
-                with open(p, "rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        files.append(p)
-    random.Random(7).shuffle(files)
-    return files[:limit]
-
+from tests.elf_fixtures import host_elf_sample
 
 def pyelftools_view(path):
     from elftools.elf.dynamic import DynamicSection
@@ -53,7 +37,7 @@ def pyelftools_view(path):
 
 def test_reader_agrees_with_pyelftools():
     root = Root("/")
-    files = host_elves()
+    files = host_elf_sample(150, seed=7)
     assert len(files) > 50
     for p in files:
         ours = read_elf(root, p)
@@ -66,7 +50,7 @@ def test_reader_agrees_with_pyelftools():
 def test_data_sections_agree_with_pyelftools():
     from elftools.elf.elffile import ELFFile
     root = Root("/")
-    for p in host_elves(40):
+    for p in host_elf_sample(40, seed=7):
         with open(p, "rb") as f:
             want = sorted((s["sh_offset"], s["sh_size"]) for s in ELFFile(f).iter_sections()
                           if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & 0x2 and not s["sh_flags"] & 0x4)

@@ -2,8 +2,6 @@
 tables are one NotElf naming the file and the table."""
 from __future__ import annotations
 
-import os
-import random
 import shutil
 import struct
 from pathlib import Path
@@ -13,25 +11,7 @@ import pytest
 from closure.elf.symbols import read_symbols
 from closure.errors import NotElf
 from closure.root import Root
-from tests.elf_fixtures import cc, needs_gcc
-
-SAMPLE_DIRS = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"]
-
-
-def host_objects(limit=60):
-    files = []
-    for d in SAMPLE_DIRS:
-        if not os.path.isdir(d):
-            continue
-        for name in sorted(os.listdir(d)):
-            p = os.path.join(d, name)
-            if os.path.isfile(p) and not os.path.islink(p):
-                with open(p, "rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        files.append(p)
-    random.Random(11).shuffle(files)
-    return files[:limit]
-
+from tests.elf_fixtures import cc, host_elf_sample, needs_gcc
 
 def pyelftools_view(path):
     """(symbols, needs, defs) as pyelftools reads the sections; None without .dynsym."""
@@ -76,7 +56,7 @@ BINDS = {"STB_LOCAL": 0, "STB_GLOBAL": 1, "STB_WEAK": 2, "STB_GNU_UNIQUE": 10, "
 def test_symbols_and_versions_agree_with_pyelftools():
     root = Root("/")
     compared = versioned = 0
-    for p in host_objects():
+    for p in host_elf_sample(60, seed=11):
         theirs = pyelftools_view(p)
         if theirs is None:
             continue
